@@ -1,0 +1,35 @@
+# `make demo` and `make test` set everything up from nothing: .venv, Python packages, Debian packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench system clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+system:
+	bash scripts/setup_system.sh
+
+demo: $(STAMP) system
+	$(VENV)/bin/aelab demo
+
+test: $(STAMP) system
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) system
+	$(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
+	$(PY) bench/inspect_vs_anchors.py
+
+clean:
+	rm -rf $(VENV) runs test-artifacts

@@ -1,0 +1,27 @@
+"""The two ways a run can fail that the user must hear about, and their exit codes."""
+
+from __future__ import annotations
+
+
+class AelabError(Exception):
+    """Base class: carries the exit code the CLI uses and a one-line message."""
+
+    exit_code = 2
+
+
+class UsageError(AelabError):
+    """Bad usage or bad input (a file, a shape, a name, a config): exit 2."""
+
+    exit_code = 2
+
+
+class ModelError(AelabError):
+    """The user's model is wrong (e.g. the shape doctor found a problem): exit 1."""
+
+    exit_code = 1
+
+
+EXIT_OK = 0
+EXIT_MODEL = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
