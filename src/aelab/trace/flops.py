@@ -1,0 +1,238 @@
+"""One registry: aten op -> (category, FLOP formula). A multiply-add counts 2.
+
+Matrix work (mm, addmm, bmm, baddbmm, convolution and their backward, attention) reuses
+`torch.utils.flop_counter`'s formulas, so `category == "matmul"` totals equal FlopCounterMode's.
+We add formulas for the rest, each a stated convention, so nothing is a silent zero:
+
+- elementwise (add, mul, relu, sigmoid, tanh, exp, ...): 1 FLOP per output element;
+- softmax / log_softmax: 5 per element (max, subtract, exp, sum, divide);
+- normalisation (batch/layer/group norm): 5 per element with statistics, 2 with running stats;
+- pooling: one per window element per output (max: comparisons, avg: additions);
+- reductions (sum, mean, var): 1 per input element;
+- data movement (view, transpose, cat, copy, index, embedding lookup) and random draws: 0, counted.
+
+An op with none of these is *not counted*: the trace lists it by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import flop_registry as _torch_flop_registry
+
+aten = torch.ops.aten
+
+#: Categories, in the order tables show them. Only "matmul" is what FlopCounterMode counts.
+CATEGORIES = ("matmul", "elementwise", "normalization", "softmax", "pooling", "reduction", "movement", "random")
+
+Formula = Callable[[tuple[Any, ...], dict[str, Any], Any], int]
+
+
+@dataclass(frozen=True)
+class FlopRule:
+    """How one op packet is counted: its category and a formula of (args, kwargs, out)."""
+
+    category: str
+    formula: Formula
+
+
+REGISTRY: dict[Any, FlopRule] = {}
+
+
+def _numel(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel()
+    if isinstance(obj, (tuple, list)):
+        return sum(_numel(o) for o in obj)
+    return 0
+
+
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+def _out_numel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    t = _first_tensor(out)
+    return t.numel() if t is not None else 0
+
+
+def _in_numel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    t = _first_tensor(args)
+    return t.numel() if t is not None else 0
+
+
+def register(category: str, formula: Formula, *packets: Any) -> None:
+    """Register `formula` for each aten op packet that exists in this torch build."""
+    for packet in packets:
+        if packet is not None:
+            REGISTRY[packet] = FlopRule(category, formula)
+
+
+def _ops(*names: str) -> list[Any]:
+    return [getattr(aten, n) for n in names if hasattr(aten, n)]
+
+
+def _torch_formula(packet: Any) -> Formula:
+    fn = _torch_flop_registry[packet]
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+        return int(fn(*args, **kwargs, out_val=out))
+
+    return formula
+
+
+for _packet in _torch_flop_registry:
+    register("matmul", _torch_formula(_packet), _packet)
+
+
+def _sdpa_cpu(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    """CPU flash attention: QKᵀ and PV, 2·B·H·(Lq·Lk·E + Lq·Lk·Ev) (same as the CUDA kernels' formula)."""
+    q, k, v = args[0], args[1], args[2]
+    b, h, lq, e = q.shape
+    lk, ev = k.shape[-2], v.shape[-1]
+    return 2 * b * h * lq * lk * (e + ev)
+
+
+def _sdpa_cpu_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    """Backward recomputes the scores and forms dQ, dK, dV, dP: 2·B·H·Lq·Lk·(2E + 2Ev) + forward scores."""
+    q, k, v = args[1], args[2], args[3]
+    b, h, lq, e = q.shape
+    lk, ev = k.shape[-2], v.shape[-1]
+    return 2 * b * h * lq * lk * (2 * e + 2 * ev) + 2 * b * h * lq * lk * e
+
+
+register("matmul", _sdpa_cpu, *_ops("_scaled_dot_product_flash_attention_for_cpu"))
+register("matmul", _sdpa_cpu_backward, *_ops("_scaled_dot_product_flash_attention_for_cpu_backward"))
+
+_ELEMENTWISE = (
+    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "abs", "sign", "reciprocal",
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu", "gelu", "silu",
+    "silu_", "mish", "hardtanh", "hardtanh_", "hardswish", "hardsigmoid", "softplus", "prelu", "_prelu_kernel",
+    "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "exp_", "expm1", "log", "log1p", "log2", "log_sigmoid_forward",
+    "sqrt", "rsqrt", "pow", "pow_", "square", "sin", "cos", "erf", "erfinv", "clamp", "clamp_", "clamp_min",
+    "clamp_max", "clip", "where", "maximum", "minimum", "fmod", "remainder", "floor", "ceil", "round", "trunc",
+    "lerp", "addcmul", "addcdiv", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
+    "bitwise_and", "bitwise_or", "bitwise_not", "masked_fill", "masked_fill_", "threshold", "threshold_backward",
+    "sigmoid_backward", "tanh_backward", "gelu_backward", "silu_backward", "elu_backward", "hardtanh_backward",
+    "leaky_relu_backward", "softplus_backward", "mish_backward", "hardswish_backward", "hardsigmoid_backward",
+    "log_sigmoid_backward", "_prelu_kernel_backward", "native_dropout_backward", "xlogy", "isnan", "isinf",
+    "nan_to_num", "lgamma", "digamma", "atan", "atan2", "asin", "acos", "sinh", "cosh", "logit", "frac",
+    "fill_", "zero_", "native_dropout", "mse_loss", "mse_loss_backward", "binary_cross_entropy",
+    "binary_cross_entropy_backward", "binary_cross_entropy_with_logits", "smooth_l1_loss", "l1_loss",
+    "huber_loss", "_softmax_backward_data", "_log_softmax_backward_data", "rsub", "sgn", "polar", "logaddexp",
+)
+register("elementwise", _out_numel, *_ops(*_ELEMENTWISE))
+
+
+def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    return 5 * _out_numel(args, kwargs, out)
+
+
+register("softmax", _softmax, *_ops("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax"))
+
+
+def _norm_train(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    return 5 * _in_numel(args, kwargs, out)
+
+
+def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    training = bool(args[5]) if len(args) > 5 and isinstance(args[5], bool) else True
+    return (5 if training else 2) * _in_numel(args, kwargs, out)
+
+
+def _batch_norm_no_stats(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    return 2 * _in_numel(args, kwargs, out)
+
+
+register("normalization", _batch_norm, *_ops("native_batch_norm", "_native_batch_norm_legit_functional"))
+register("normalization", _norm_train, *_ops("_native_batch_norm_legit", "native_layer_norm", "native_group_norm",
+                                             "_fused_rms_norm", "native_batch_norm_backward",
+                                             "native_layer_norm_backward", "native_group_norm_backward",
+                                             "_fused_rms_norm_backward", "_batch_norm_with_update",
+                                             "batch_norm_backward"))
+register("normalization", _batch_norm_no_stats, *_ops("_native_batch_norm_legit_no_training",
+                                                      "_batch_norm_no_update"))
+
+
+def _window(kernel: Any, dims: int) -> int:
+    if isinstance(kernel, int):
+        return kernel**dims
+    ks = list(kernel)
+    if len(ks) == 1:
+        ks = ks * dims
+    return math.prod(ks)
+
+
+def _pool(dims: int) -> Formula:
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+        kernel = args[1] if len(args) > 1 else kwargs.get("kernel_size", 1)
+        return _window(kernel, dims) * _out_numel(args, kwargs, out)
+
+    return formula
+
+
+register("pooling", _pool(1), *_ops("max_pool1d", "max_pool1d_with_indices", "avg_pool1d"))
+register("pooling", _pool(2), *_ops("max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
+                                    "max_pool2d_with_indices_backward", "avg_pool2d_backward"))
+register("pooling", _pool(3), *_ops("max_pool3d", "max_pool3d_with_indices", "avg_pool3d",
+                                    "max_pool3d_with_indices_backward", "avg_pool3d_backward"))
+register("pooling", _in_numel, *_ops("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
+                                     "adaptive_max_pool2d", "adaptive_max_pool1d", "_adaptive_avg_pool2d_backward",
+                                     "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward"))
+register("reduction", _in_numel, *_ops("sum", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin",
+                                       "max", "min", "argmax", "argmin", "norm", "linalg_vector_norm", "prod",
+                                       "logsumexp", "cumsum", "all", "any", "nll_loss_forward",
+                                       "nll_loss_backward", "nll_loss2d_forward", "nll_loss2d_backward",
+                                       "topk", "sort", "kthvalue", "median", "_is_all_true",
+                                       "_is_any_true"))
+
+
+def _zero(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    return 0
+
+
+_MOVEMENT = (
+    "view", "_unsafe_view", "reshape", "_reshape_alias", "transpose", "transpose_", "t", "t_", "permute",
+    "expand", "expand_as", "unsqueeze", "unsqueeze_", "squeeze", "squeeze_", "slice", "select", "split",
+    "split_with_sizes", "chunk", "unbind", "cat", "stack", "clone", "copy_", "contiguous", "_to_copy", "detach",
+    "alias", "lift_fresh", "lift_fresh_copy", "empty", "empty_like", "empty_strided", "zeros", "zeros_like",
+    "ones", "ones_like", "full", "full_like", "new_empty", "new_empty_strided", "new_zeros", "new_ones",
+    "new_full", "arange", "linspace", "scalar_tensor", "index", "index_select", "gather", "scatter",
+    "scatter_add", "index_put", "index_put_", "index_add", "embedding", "embedding_dense_backward",
+    "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d",
+    "pad", "flip", "roll", "repeat", "tril", "triu", "masked_select", "nonzero", "as_strided", "unfold",
+    "diagonal", "narrow", "slice_backward", "select_backward", "unsqueeze_copy", "view_as_real",
+    "view_as_complex", "_unsafe_index", "_unsafe_index_put", "im2col", "col2im", "upsample_nearest1d",
+    "upsample_nearest2d", "upsample_nearest3d", "upsample_nearest2d_backward", "pixel_shuffle",
+    "pixel_unshuffle", "tensor_split", "movedim", "flatten", "unflatten", "_local_scalar_dense", "item",
+    "zero", "set_", "resize_", "_pin_memory", "to", "type_as", "masked_scatter", "index_copy",
+    "constant_pad_nd_backward", "reflection_pad1d_backward", "reflection_pad2d_backward",
+)
+register("movement", _zero, *_ops(*_MOVEMENT))
+register("random", _zero, *_ops("normal", "normal_", "randn", "randn_like", "rand", "rand_like", "randint",
+                                "randint_like", "uniform_", "bernoulli", "bernoulli_", "randperm",
+                                "exponential_", "multinomial", "_standard_gamma", "poisson"))
+
+
+def lookup(func: Any) -> FlopRule | None:
+    """The rule for an aten OpOverload (by its packet), or None when the op is not counted."""
+    return REGISTRY.get(getattr(func, "overloadpacket", func))
+
+
+def count(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[str, int] | None:
+    """(category, flops) for one executed op, or None when it has no formula."""
+    rule = lookup(func)
+    if rule is None:
+        return None
+    return rule.category, int(rule.formula(args, kwargs, out))

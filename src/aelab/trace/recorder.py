@@ -1,0 +1,484 @@
+"""Run a model once and record every module call, torch function call, sample and aten op.
+
+The run happens on the meta device (a model built under `torch.device("meta")`) or under
+`FakeTensorMode` (a model with real weights): shapes and dtypes propagate, no activation
+memory is allocated and the weights are never read. Three layers of recording see the run:
+
+- global module hooks: every `nn.Module` call, its inputs and outputs;
+- a `TorchFunctionMode`: every functional op (`F.sigmoid`, `x @ W`, `view`, `softmax`, ...);
+- a `TorchDispatchMode`: every aten kernel, with its FLOPs from `trace.flops`;
+plus `Distribution.rsample`/`sample`, seen as calls of their own (the latent of a VAE).
+
+Backward is recorded too, with `torch.autograd.grad` (never `.backward()`: the user's `.grad`
+stays untouched), each backward kernel attributed to the call that created its graph node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from aelab.trace import flops as flop_rules
+from aelab.trace.records import CallEvent, OpEvent, ParamInfo, TensorInfo, Trace, TraceError
+from aelab.trace.tensors import flatten_tensors
+
+_ACTIVE: _State | None = None  # the recording in progress (distribution patches look here)
+
+
+class NeedsRealForward(Exception):
+    """Fake/meta execution hit an op whose output depends on tensor values (`.item()`, `nonzero`)."""
+
+
+@dataclass
+class _Snapshot:
+    training: dict[nn.Module, bool]
+    requires_grad: dict[nn.Parameter, bool]
+
+
+class _State:
+    """Mutable bookkeeping shared by the hooks and modes during one run."""
+
+    def __init__(self, module_names: dict[int, str], param_ids: set[int]) -> None:
+        self.module_names = module_names
+        self.param_ids = param_ids
+        self.calls: list[CallEvent] = []
+        self.ops: list[OpEvent] = []
+        self.stack: list[int] = []
+        self.tensors: dict[int, tuple[torch.Tensor, TensorInfo]] = {}
+        self.phase = "forward"
+        self.bw_scope: int | None = None
+        self.node_scope: dict[Any, int] = {}
+        self.saved: dict[int, TensorInfo] = {}
+        self.suppress_functions = 0
+        self.error: TraceError | None = None
+        self.data_dependent: str | None = None
+        self.function_names: dict[tuple[int | None, str], int] = {}
+        self.module_calls: dict[str, int] = {}
+        self.execution = "fake"
+
+    # --- tensors ----------------------------------------------------------------------------------
+    def info(self, t: torch.Tensor) -> TensorInfo:
+        key = id(t)
+        hit = self.tensors.get(key)
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        shape = tuple(int(d) for d in t.shape)
+        numel = 1
+        for d in shape:
+            numel *= d
+        ti = TensorInfo(len(self.tensors), shape, str(t.dtype).removeprefix("torch."), numel * t.element_size())
+        self.tensors[key] = (t, ti)  # keep alive: ids stay unique for the whole trace
+        return ti
+
+    def infos(self, obj: Any) -> list[TensorInfo]:
+        return [self.info(t) for t in flatten_tensors(obj)]
+
+    # --- calls ------------------------------------------------------------------------------------
+    def open_call(self, kind: str, name: str, type_: str, module: str) -> CallEvent:
+        parent = self.stack[-1] if self.stack else None
+        call = CallEvent(cid=len(self.calls), kind=kind, name=name, type=type_, parent=parent,
+                         depth=len(self.stack), module=module, op_start=len(self.ops))
+        self.calls.append(call)
+        if parent is not None:
+            self.calls[parent].children.append(call.cid)
+        self.stack.append(call.cid)
+        return call
+
+    def close_call(self, call: CallEvent) -> None:
+        call.op_end = len(self.ops)
+        while self.stack and self.stack[-1] != call.cid:
+            self.stack.pop()  # a child that raised never closed
+        if self.stack:
+            self.stack.pop()
+
+    def discard_last_call(self, call: CallEvent) -> None:
+        """Forget a function call that produced no tensor (e.g. `x.size()`); its ops go to the parent."""
+        assert self.calls[-1] is call
+        for op in self.ops[call.op_start:]:
+            op.call = call.parent
+        self.calls.pop()
+        if call.parent is not None:
+            self.calls[call.parent].children.remove(call.cid)
+        key = (call.parent, call.type)
+        if self.function_names.get(key):
+            self.function_names[key] -= 1
+
+    def function_name(self, short: str, type_: str) -> tuple[str, str]:
+        parent = self.stack[-1] if self.stack else None
+        module = self.calls[parent].module if parent is not None else ""
+        key = (parent, type_)
+        n = self.function_names.get(key, 0)
+        self.function_names[key] = n + 1
+        base = f"{module}.{short}" if module else short
+        return (base if n == 0 else f"{base}_{n}"), module
+
+    def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
+        """Attribute autograd nodes created by this call, so backward kernels know whose they are."""
+        todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+        while todo:
+            node = todo.pop()
+            if node is None or node in self.node_scope:
+                continue
+            self.node_scope[node] = cid
+            todo.extend(nxt for nxt, _ in node.next_functions)
+
+    def record_error(self, exc: BaseException, *, op: str | None = None, op_inputs: tuple[TensorInfo, ...] = (),
+                     function: str | None = None, function_inputs: tuple[TensorInfo, ...] = ()) -> None:
+        if self.error is not None and self.error.message == str(exc):
+            # the same exception bubbling up: fill in what the inner level did not know
+            if function and not self.error.function:
+                self.error = TraceError(self.error.exc_type, self.error.message, self.error.call_stack,
+                                        self.error.op, self.error.op_inputs, function, function_inputs)
+            return
+        self.error = TraceError(type(exc).__name__, str(exc), tuple(self.stack), op, op_inputs,
+                                function, function_inputs)
+
+
+# --- display names of torch functions ---------------------------------------------------------------
+_OPERATORS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
+              "__rmul__": "*", "__truediv__": "/", "__rtruediv__": "/", "__matmul__": "@", "__rmatmul__": "@",
+              "__getitem__": "[]", "__pow__": "**", "__neg__": "neg", "__iadd__": "+=", "__imul__": "*="}
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_names(func: Any) -> tuple[str, str] | None:
+    """(short name, display type) of a torch function; None for getters and metadata queries."""
+    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    name = getattr(func, "__name__", qual)
+    if qual.endswith("__get__") or qual.endswith("__set__") or name in _METADATA:
+        return None
+    if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
+        method = qual.split(".", 1)[1]
+        short = _OPERATORS.get(method, method.strip("_"))
+        return short, f"Tensor.{method}" + (f" ({_OPERATORS[method]})" if method in _OPERATORS else "")
+    module = getattr(func, "__module__", "") or ""
+    if module.startswith("torch.nn.functional") or module == "torch._C._nn":
+        return name, f"F.{name}"
+    return name, f"torch.{name}"
+
+
+_METADATA = frozenset({"size", "dim", "numel", "__len__", "__bool__", "__int__", "__float__", "__index__",
+                       "__format__", "__repr__", "__hash__", "__eq__", "element_size", "is_floating_point",
+                       "is_complex", "stride", "storage_offset", "data_ptr", "is_contiguous", "tolist",
+                       "__iter__", "__contains__", "get_device", "__reduce_ex__", "__array__", "grad",
+                       "has_names", "ndimension", "nelement", "_is_view", "is_sparse", "__setstate__"})
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        st = self.state
+        names = _function_names(func) if st.phase == "forward" and not st.suppress_functions else None
+        if names is None:
+            return func(*args, **kwargs)
+        short, type_ = names
+        name, module = st.function_name(short, type_)
+        call = st.open_call("function", name, type_, module)
+        call.inputs = st.infos((args, kwargs))
+        try:
+            out = func(*args, **kwargs)
+        except BaseException as exc:
+            call.failed = True
+            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
+            st.close_call(call)
+            raise
+        outs = flatten_tensors(out)
+        st.close_call(call)
+        if not outs:
+            st.discard_last_call(call)
+            return out
+        call.outputs = [st.info(t) for t in outs]
+        st.claim_nodes(outs, call.cid)
+        return out
+
+
+_SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
+                       "aten.sym_storage_offset", "aten.is_same_size"})
+_DATA_DEPENDENT = frozenset({"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.unique",
+                             "aten._unique2", "aten.unique_dim", "aten.unique_consecutive", "aten.item",
+                             "aten.repeat_interleave", "aten.bincount", "aten.histc"})
+
+
+class _DispatchRecorder(TorchDispatchMode):
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        packet = str(func.overloadpacket)
+        name = packet if "." in packet else f"aten.{packet}"
+        if name in _SKIP_OPS or name.startswith("prim."):
+            return func(*args, **kwargs)
+        st = self.state
+        try:
+            out = func(*args, **kwargs)
+        except BaseException as exc:
+            data_dep = type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException")
+            if data_dep or (name in _DATA_DEPENDENT) or (st.execution == "meta" and "meta" in str(exc).lower()):
+                st.data_dependent = name
+            else:
+                st.record_error(exc, op=name, op_inputs=tuple(st.infos((args, kwargs))))
+            raise
+        try:
+            counted = flop_rules.count(func, args, kwargs, out)
+        except Exception:
+            counted = None
+        scope = (st.stack[-1] if st.stack else None) if st.phase == "forward" else st.bw_scope
+        st.ops.append(OpEvent(index=len(st.ops), name=name, phase=st.phase, call=scope,
+                              inputs=tuple(st.infos((args, kwargs))), outputs=tuple(st.infos(out)),
+                              category=counted[0] if counted else None, flops=counted[1] if counted else 0,
+                              is_view=bool(getattr(func, "is_view", False))))
+        return out
+
+
+# --- module hooks -----------------------------------------------------------------------------------
+def _module_pre_hook(module: nn.Module, args: Any) -> None:
+    st = _ACTIVE
+    if st is None or st.phase != "forward":
+        return
+    path = st.module_names.get(id(module), f"<{type(module).__name__}>")
+    n = st.module_calls.get(path, 0)
+    st.module_calls[path] = n + 1
+    name = path if n == 0 else f"{path}#{n + 1}"
+    st.open_call("module", name, type(module).__name__, path)
+
+
+def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: Any = None) -> None:
+    # on an exception torch calls always_call hooks as hook(module, args, None): kwargs is then None too
+    st = _ACTIVE
+    if st is None or st.phase != "forward" or not st.stack:
+        return
+    # find this module's open call (the innermost module call on the stack)
+    for cid in reversed(st.stack):
+        call = st.calls[cid]
+        if call.kind == "module":
+            break
+    else:
+        return
+    st.suppress_functions += 1  # flattening outputs must not itself be recorded
+    try:
+        call.inputs = st.infos((args, kwargs))
+        outs = flatten_tensors(output)
+        call.outputs = [st.info(t) for t in outs]
+    finally:
+        st.suppress_functions -= 1
+    if st.error is not None and cid in st.error.call_stack:
+        call.failed = True
+    st.close_call(call)
+    st.claim_nodes(outs, cid)
+
+
+# --- torch.distributions sampling as calls of their own ---------------------------------------------
+def _distribution_classes() -> list[type]:
+    todo: list[type] = [torch.distributions.Distribution]
+    seen: list[type] = []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+    return seen
+
+
+def _wrap_sampler(method: Any, method_name: str) -> Any:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        st = _ACTIVE
+        if st is None or st.phase != "forward" or st.suppress_functions:
+            return method(self, *args, **kwargs)
+        type_ = f"{type(self).__name__}.{method_name}"
+        name, module = st.function_name(method_name, type_)
+        call = st.open_call("sample", name, type_, module)
+        st.suppress_functions += 1
+        try:
+            call.inputs = st.infos(self)
+            out = method(self, *args, **kwargs)
+        except BaseException as exc:
+            call.failed = True
+            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
+            raise
+        finally:
+            st.suppress_functions -= 1
+            st.close_call(call)
+        outs = flatten_tensors(out)
+        call.outputs = [st.info(t) for t in outs]
+        st.claim_nodes(outs, call.cid)
+        return out
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _patched_distributions() -> Iterator[None]:
+    patched: list[tuple[type, str, Any]] = []
+    validate = torch.distributions.Distribution._validate_args
+    # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        for cls in _distribution_classes():
+            for meth in ("rsample", "sample"):
+                if meth in cls.__dict__:
+                    original = cls.__dict__[meth]
+                    patched.append((cls, meth, original))
+                    setattr(cls, meth, _wrap_sampler(original, meth))
+        yield
+    finally:
+        for cls, meth, original in reversed(patched):
+            setattr(cls, meth, original)
+        torch.distributions.Distribution.set_default_validate_args(validate)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+def _snapshot(model: nn.Module) -> _Snapshot:
+    return _Snapshot({m: m.training for m in model.modules()},
+                     {p: p.requires_grad for p in model.parameters()})
+
+
+def _restore(model: nn.Module, snap: _Snapshot) -> None:
+    for m, training in snap.training.items():
+        m.training = training
+    for p, rg in snap.requires_grad.items():
+        p.requires_grad_(rg)
+
+
+def _storage_key(t: torch.Tensor) -> Any:
+    if t.device.type == "meta":
+        return ("id", id(t))
+    return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+
+
+def count_parameters(model: nn.Module) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
+    """(unique params, unique buffers, repeats of a storage already counted): each storage once."""
+    owners: dict[Any, str] = {}
+    params: list[ParamInfo] = []
+    shared: list[ParamInfo] = []
+    for name, p in model.named_parameters(remove_duplicate=False):
+        key = _storage_key(p)
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        info = ParamInfo(name, module, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
+                         p.requires_grad, owners.get(key))
+        if key in owners:
+            shared.append(info)
+        else:
+            owners[key] = name
+            params.append(info)
+    buffers = []
+    seen: set[Any] = set()
+    for name, b in model.named_buffers(remove_duplicate=False):
+        key = _storage_key(b)
+        if key in seen:
+            continue
+        seen.add(key)
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        buffers.append(ParamInfo(name, module, tuple(b.shape), b.numel(), b.numel() * b.element_size(), False))
+    return params, buffers, shared
+
+
+@contextlib.contextmanager
+def _recording(state: _State) -> Iterator[None]:
+    global _ACTIVE
+    previous = _ACTIVE
+    _ACTIVE = state
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(_module_pre_hook)
+    post = torch.nn.modules.module.register_module_forward_hook(_module_post_hook, with_kwargs=True,
+                                                                always_call=True)
+    try:
+        with _patched_distributions():
+            yield
+    finally:
+        pre.remove()
+        post.remove()
+        _ACTIVE = previous
+
+
+def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution: str,
+        backward: bool = True, fake_mode: Any = None) -> Trace:
+    """Record one forward (and, if anything is trainable, one backward) of `model` on prepared inputs.
+
+    `args`/`kwargs` are already meta, fake or real tensors matching `execution`. The model's
+    training flags and `requires_grad` are restored afterwards; nothing else is touched.
+    Raises `NeedsRealForward` when fake execution cannot continue.
+    """
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    params, buffers, shared = count_parameters(model)
+    st = _State(names, {id(p) for p in model.parameters()})
+    st.execution = execution
+    snap = _snapshot(model)
+    inputs = st.infos((args, kwargs))
+    input_names = [f"arg{i}" for i in range(len(flatten_tensors(args)))] + list(kwargs)
+    output: Any = None
+    saved: dict[int, TensorInfo] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in st.param_ids and st.phase == "forward":
+            info = st.info(t)
+            saved[info.tid] = info
+        return t
+
+    fake_ctx = fake_mode if fake_mode is not None else contextlib.nullcontext()
+    try:
+        with fake_ctx, _recording(st), _DispatchRecorder(st), _FunctionRecorder(st):
+            try:
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                    output = model(*args, **kwargs)
+            except BaseException as exc:
+                if st.data_dependent:
+                    raise NeedsRealForward(st.data_dependent) from exc
+                if st.error is None:
+                    st.record_error(exc)
+                if st.calls:
+                    st.calls[0].failed = True
+            outs = flatten_tensors(output)
+            ran_backward = False
+            if backward and st.error is None:
+                ran_backward = _record_backward(model, st, outs)
+    finally:
+        _restore(model, snap)
+    outputs = st.calls[0].outputs if st.calls else []
+    return Trace(model_type=type(model).__name__, execution=execution, inputs=inputs, input_names=input_names,
+                 outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
+                 shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
+                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()})
+
+
+def _record_backward(model: nn.Module, st: _State, outs: list[torch.Tensor]) -> bool:
+    """Backward of a scalar that touches every differentiable output, w.r.t. the trainable parameters."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    diff = [t for t in outs if t.requires_grad and (t.is_floating_point() or t.is_complex())]
+    if not trainable or not diff:
+        return False
+    handles = []
+
+    def scope_hook(cid: int) -> Any:
+        def hook(grad_outputs: Any) -> None:
+            st.bw_scope = cid
+
+        return hook
+
+    for node, cid in st.node_scope.items():
+        with contextlib.suppress(Exception):
+            handles.append(node.register_prehook(scope_hook(cid)))
+    st.phase = "loss"
+    st.bw_scope = None
+    try:
+        loss = sum(t.float().sum() for t in diff)
+        st.phase = "backward"
+        st.bw_scope = None
+        torch.autograd.grad(loss, trainable, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+        st.phase = "forward"
+    return True

@@ -1,0 +1,115 @@
+"""The trace: what happened when a model ran once. Plain records, no torch objects inside.
+
+Analyses read these and nothing else, so they are pure functions that need no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor seen during the run: an identity within the trace, shape, dtype, bytes."""
+
+    tid: int
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+
+
+@dataclass
+class OpEvent:
+    """One aten op that ran, forward or backward, with the calls enclosing it."""
+
+    index: int
+    name: str  # "aten.mm"
+    phase: str  # "forward" | "backward"
+    call: int | None  # innermost enclosing CallEvent.cid (for backward: the call that created the grad node)
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    category: str | None  # None: no FLOP formula (not counted)
+    flops: int
+    is_view: bool = False
+
+
+@dataclass
+class CallEvent:
+    """A module call, a torch function call, or a distribution sample (rsample/sample)."""
+
+    cid: int
+    kind: str  # "module" | "function" | "sample"
+    name: str  # module path ("encoder.local_net.1"), or "<module path>.<function>" for functions
+    type: str  # class name ("Linear") or function name ("sigmoid", "Tensor.view", "Normal.rsample")
+    parent: int | None
+    depth: int
+    module: str  # module path this call is or runs inside ("" is the root)
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    op_start: int = 0
+    op_end: int = 0
+    children: list[int] = field(default_factory=list)
+    failed: bool = False
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A parameter (or buffer), counted once per storage; `tied_to` names the first owner of a shared one."""
+
+    name: str
+    module: str
+    shape: tuple[int, ...]
+    numel: int
+    nbytes: int
+    trainable: bool
+    tied_to: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceError:
+    """A forward that raised: where (innermost call path and op) and the original error."""
+
+    exc_type: str
+    message: str
+    call_stack: tuple[int, ...]  # cids, outermost first
+    op: str | None  # the aten op that raised, if one did
+    op_inputs: tuple[TensorInfo, ...] = ()
+    function: str | None = None  # the torch function that raised, if one did
+    function_inputs: tuple[TensorInfo, ...] = ()
+
+
+@dataclass
+class Trace:
+    """Everything recorded from one run of a model."""
+
+    model_type: str
+    execution: str  # "meta" | "fake" | "real"
+    inputs: list[TensorInfo]
+    input_names: list[str]
+    outputs: list[TensorInfo]
+    calls: list[CallEvent]
+    ops: list[OpEvent]
+    params: list[ParamInfo]
+    buffers: list[ParamInfo]
+    shared_params: list[ParamInfo] = field(default_factory=list)  # repeats of a storage already counted
+    saved_for_backward: list[TensorInfo] = field(default_factory=list)
+    backward_ran: bool = False
+    error: TraceError | None = None
+    notes: list[str] = field(default_factory=list)
+    module_types: dict[str, str] = field(default_factory=dict)  # path -> class name, for every named module
+
+    def call(self, cid: int) -> CallEvent:
+        return self.calls[cid]
+
+    def path(self, cid: int) -> list[CallEvent]:
+        """The calls from the outermost to `cid`."""
+        out = []
+        current: int | None = cid
+        while current is not None:
+            out.append(self.calls[current])
+            current = self.calls[current].parent
+        return out[::-1]
