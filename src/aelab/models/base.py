@@ -1,0 +1,201 @@
+"""The interface every autoencoder kind shares, and the loss written once for all of them.
+
+A kind only says how to build its `encoder` and `decoder` (`networks`); encode/decode/forward/loss,
+denoising, sparsity, the reparameterisation, the KL term and log p(x|z) live here, so the same loss
+is never written twice (the pythae habit we leave behind).
+
+Loss scale: for plain autoencoders `reconstruction` is the per-element mean error (MSE, or BCE for
+likelihood='bernoulli'); for VAEs it is -log p(x|z) summed over the data dims and averaged over the
+batch (nats per sample), so `total` is the negative ELBO when beta = 1.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from aelab.models.config import AEConfig
+from aelab.models.likelihood import BernoulliLikelihood, Likelihood, make_likelihood
+
+
+@dataclass
+class AEOutput:
+    """What forward returns: the reconstruction (data space), the code, and for VAEs q(z|x)."""
+
+    reconstruction: torch.Tensor
+    latent: torch.Tensor
+    mean: torch.Tensor | None = None
+    log_var: torch.Tensor | None = None
+
+
+@dataclass
+class LossOutput:
+    """Scalars of one loss evaluation; `total` is what to backpropagate."""
+
+    total: torch.Tensor
+    reconstruction: torch.Tensor
+    kl: torch.Tensor
+    sparsity: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+
+
+class Autoencoder(nn.Module, abc.ABC):
+    """Base class of every kind: `encoder` maps x to z, `decoder` maps z to raw outputs,
+    `likelihood` maps raw outputs to data space and scores reconstructions."""
+
+    kind: ClassVar[str] = ""
+    is_vae: ClassVar[bool] = False
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input_shape: tuple[int, ...] = tuple(config.input_shape)
+        self.latent_dim: int = config.latent
+        self.encoder, self.decoder = self.networks(config)
+        self.likelihood: Likelihood = make_likelihood(getattr(config, "likelihood", "gaussian"),
+                                                      learn_scale=self.is_vae)
+
+    @abc.abstractmethod
+    def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
+        """Build (encoder, decoder) for this kind; raise ValueError when the config cannot work."""
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Per-sample shape of z (seqvae: (T, latent) for the T it was built with)."""
+        return (self.latent_dim,)
+
+    def config_dict(self) -> dict[str, Any]:
+        """Everything `from_config` needs to rebuild this model exactly; JSON-serialisable."""
+        return {"kind": self.kind, **self.config.to_dict()}
+
+    def describe(self) -> list[str]:
+        """A few lines on what was built (kinds add their geometry)."""
+        n_params = sum(p.numel() for p in self.parameters())
+        shape = "x".join(map(str, self.input_shape))
+        latent = "x".join(map(str, self.latent_shape))
+        return [f"{self.kind}: input {shape} -> latent {latent} -> {shape}; {n_params:,} parameters"]
+
+    # --- shapes -------------------------------------------------------------------------------
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        """Whether a batch of this per-sample shape fits the model (seqvae allows any length T)."""
+        return tuple(shape) == self.input_shape
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() < 1 or not self.accepts(tuple(x.shape[1:])):
+            want = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"{self.kind} model expects input of shape (N, {want}), got {tuple(x.shape)}")
+
+    def check_target(self, x: torch.Tensor) -> None:
+        """Bernoulli scores need data in [0, 1]; anything else would be a silently wrong loss."""
+        if isinstance(self.likelihood, BernoulliLikelihood) and bool(((x < 0) | (x > 1)).any()):
+            raise ValueError(f"likelihood='bernoulli' needs data in [0, 1], got values in "
+                             f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; rescale it or use likelihood='gaussian'")
+
+    # --- the interface ------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic code z of x."""
+        self.check_input(x)
+        z: torch.Tensor = self.encoder(x)
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction in data space (probabilities for a Bernoulli likelihood)."""
+        out: torch.Tensor = self.likelihood(self.decoder(z))
+        return out
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        z = self.encode(x)
+        return AEOutput(reconstruction=self.decode(z), latent=z)
+
+    def loss(self, x: torch.Tensor) -> LossOutput:
+        """Mean per-element reconstruction error, plus the sparsity penalty in training mode."""
+        self.check_target(x)
+        z = self.encode(self.corrupt(x))
+        reconstruction = self.likelihood.error(x, self.decoder(z)).mean()
+        penalty = self.sparsity_penalty(z)
+        kl = torch.zeros((), device=x.device, dtype=reconstruction.dtype)
+        return LossOutput(total=reconstruction + penalty, reconstruction=reconstruction, kl=kl, sparsity=penalty)
+
+    # --- options every kind has ---------------------------------------------------------------
+    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoising: x + noise * N(0, 1) in training mode when `noise` > 0; the target stays x."""
+        if self.training and self.config.noise > 0:
+            return x + self.config.noise * torch.randn_like(x)
+        return x
+
+    def sparsity_penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """Sparse AE: `sparsity` * sum |z| per sample, averaged over the batch, in training mode."""
+        if self.training and self.config.sparsity > 0:
+            return self.config.sparsity * z.abs().flatten(1).sum(1).mean()
+        return torch.zeros((), device=z.device, dtype=z.dtype)
+
+
+class VariationalAutoencoder(Autoencoder):
+    """Gaussian posterior q(z|x) = N(mean, exp(log_var)), standard normal prior, reparameterised z.
+
+    The encoder's last layer has 2 * latent outputs on the last axis: the first half is the mean,
+    the second the log-variance. Neither is clamped, so the KL term is never silently zero.
+    """
+
+    is_vae: ClassVar[bool] = True
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__(config)
+        self.beta = float(getattr(config, "beta", 1.0))
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log_var) of q(z|x), each of shape (N, *latent_shape)."""
+        self.check_input(x)
+        mean, log_var = self.encoder(x).chunk(2, dim=-1)
+        return mean, log_var
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean: the deterministic code."""
+        return self.posterior(x)[0]
+
+    @staticmethod
+    def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """z = mean + sigma * eps with eps ~ N(0, I), so gradients flow to mean and log_var."""
+        return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+
+    @staticmethod
+    def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """KL(N(mean, exp(log_var)) || N(0, I)) per sample, summed over the latent dims:
+        0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)."""
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)
+        return kl.flatten(1).sum(1)
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per sample, shape (N,), summed over all data dims, in nats."""
+        self.check_target(x)
+        nll: torch.Tensor = self.likelihood.nll(x, self.decoder(z))
+        return -nll.flatten(1).sum(1)
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        """z is a posterior sample in training mode and the posterior mean in eval mode."""
+        mean, log_var = self.posterior(x)
+        z = self.reparameterize(mean, log_var) if self.training else mean
+        return AEOutput(reconstruction=self.decode(z), latent=z, mean=mean, log_var=log_var)
+
+    def loss(self, x: torch.Tensor) -> LossOutput:
+        """-ELBO with a one-sample estimate: -log p(x|z) + beta * KL (+ sparsity in training).
+
+        z is always sampled here (also in eval mode) so the validation loss estimates the same
+        quantity the training loss does.
+        """
+        mean, log_var = self.posterior(self.corrupt(x))
+        z = self.reparameterize(mean, log_var)
+        reconstruction = -self.log_px_given_z(x, z).mean()
+        kl = self.kl_divergence(mean, log_var).mean()
+        penalty = self.sparsity_penalty(z)
+        total = reconstruction + self.beta * kl + penalty
+        return LossOutput(total=total, reconstruction=reconstruction, kl=kl, sparsity=penalty)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n draws from the model: decode(z) with z ~ N(0, I)."""
+        ref = next(self.parameters())
+        z = torch.randn(n, *self.latent_shape, device=ref.device, dtype=ref.dtype)
+        return self.decode(z)
