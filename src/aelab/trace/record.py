@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -67,7 +67,7 @@ def _real_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: dict[str, InputLike] | None = None, *,
+def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping[str, InputLike] | None = None, *,
            backward: bool = True) -> Trace:
     """Record one run of `model` without allocating activations; fall back to a real batch-1 forward
     when an op needs tensor values (and say so in `Trace.notes`)."""

@@ -122,7 +122,7 @@ class _State:
 
     def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
         """Attribute autograd nodes created by this call, so backward kernels know whose they are."""
-        todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+        todo: list[Any] = [t.grad_fn for t in outputs if t.grad_fn is not None]
         while todo:
             node = todo.pop()
             if node is None or node in self.node_scope:
@@ -288,7 +288,8 @@ def _distribution_classes() -> list[type]:
     while todo:
         cls = todo.pop()
         seen.append(cls)
-        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+        subclasses: list[type] = cls.__subclasses__()
+        todo.extend(sub for sub in subclasses if sub not in seen)
     return seen
 
 
@@ -422,7 +423,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     saved: dict[int, TensorInfo] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in st.param_ids and st.phase == "forward":
+        base = t._base if t._base is not None else t
+        if id(t) not in st.param_ids and id(base) not in st.param_ids and st.phase == "forward":
             info = st.info(t)
             saved[info.tid] = info
         return t
@@ -473,7 +475,7 @@ def _record_backward(model: nn.Module, st: _State, outs: list[torch.Tensor]) -> 
     st.phase = "loss"
     st.bw_scope = None
     try:
-        loss = sum(t.float().sum() for t in diff)
+        loss = torch.stack([t.float().sum() for t in diff]).sum()
         st.phase = "backward"
         st.bw_scope = None
         torch.autograd.grad(loss, trainable, allow_unused=True)

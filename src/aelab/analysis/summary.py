@@ -1,0 +1,161 @@
+"""Rows and totals from a trace: parameters (each storage once), FLOPs by category, activation bytes.
+
+A row is a module call, or a functional op / distribution sample called directly by a module that
+has children (inside a leaf layer such as `Linear` the functional internals are not rows).
+`flops` on a row and `flops_forward` in the totals are the multiply-add work (category "matmul",
+2 per multiply-add), exactly what `torch.utils.flop_counter.FlopCounterMode` counts; everything
+else (elementwise, normalisation, softmax, pooling, ...) is reported beside it, never mixed in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aelab.trace.records import CallEvent, Trace
+
+
+@dataclass
+class LayerRow:
+    """One line of the table."""
+
+    cid: int
+    name: str
+    type: str
+    kind: str  # "module" | "function" | "sample"
+    depth: int
+    input_shapes: list[tuple[int, ...]]
+    output_shapes: list[tuple[int, ...]]
+    params: int
+    trainable_params: int
+    flops: int  # forward multiply-add work (matmul category)
+    flops_other: int  # forward elementwise/normalisation/softmax/pooling/reduction
+    flops_backward: int  # backward multiply-add work attributed to this row
+    output_bytes: int
+    is_leaf: bool
+    tied: list[str] = field(default_factory=list)
+    failed: bool = False
+
+
+@dataclass
+class Totals:
+    """Whole-model counts."""
+
+    params: int
+    trainable_params: int
+    frozen_params: int
+    param_bytes: int
+    buffers: int
+    buffer_bytes: int
+    tied_params: int  # numel of parameters that share storage with one already counted
+    flops_forward: int
+    flops_forward_other: int
+    flops_forward_by_category: dict[str, int]
+    flops_backward: int
+    flops_backward_other: int
+    flops_backward_by_category: dict[str, int]
+    activation_bytes: int  # bytes written by forward kernels (views excluded)
+    saved_bytes: int  # activations autograd keeps for backward (parameters excluded)
+    not_counted: dict[str, int]  # aten op -> times run, for ops with no FLOP formula
+    backward_ran: bool
+
+
+@dataclass
+class Summary:
+    rows: list[LayerRow]
+    totals: Totals
+
+
+def visible_calls(trace: Trace) -> list[CallEvent]:
+    """Calls that are rows: every module call but the root; functions/samples called by non-leaf modules."""
+    out = []
+    for call in trace.calls:
+        if call.parent is None:
+            continue
+        if call.kind == "module":
+            out.append(call)
+            continue
+        parent = trace.calls[call.parent]
+        if any(trace.calls[c].kind == "module" for c in parent.children) or parent.parent is None:
+            out.append(call)
+    return out
+
+
+def _module_children_exist(trace: Trace, call: CallEvent) -> bool:
+    return any(trace.calls[c].kind == "module" for c in call.children)
+
+
+def summarize(trace: Trace) -> Summary:
+    """Rows for every visible call and whole-model totals."""
+    n = len(trace.calls)
+    fwd_mm = [0] * n
+    fwd_other = [0] * n
+    bwd_mm = [0] * n
+    for op in trace.ops:
+        if op.call is None or op.category is None or op.phase == "loss":
+            continue
+        cid: int | None = op.call
+        while cid is not None:
+            if op.phase == "forward":
+                if op.category == "matmul":
+                    fwd_mm[cid] += op.flops
+                else:
+                    fwd_other[cid] += op.flops
+            elif op.category == "matmul":
+                bwd_mm[cid] += op.flops
+            cid = trace.calls[cid].parent
+
+    rows = []
+    for call in visible_calls(trace):
+        params = trainable = 0
+        tied: list[str] = []
+        if call.kind == "module" and "#" not in call.name:
+            prefix = call.module + "."
+            for p in trace.params:
+                if p.name.startswith(prefix):
+                    params += p.numel
+                    trainable += p.numel if p.trainable else 0
+            for p in trace.shared_params:
+                if p.name.startswith(prefix):
+                    params += p.numel
+                    trainable += p.numel if p.trainable else 0
+                    tied.append(f"{p.name} = {p.tied_to}")
+        rows.append(LayerRow(
+            cid=call.cid, name=call.name, type=call.type, kind=call.kind,
+            depth=call.depth, input_shapes=[t.shape for t in call.inputs],
+            output_shapes=[t.shape for t in call.outputs],
+            params=params, trainable_params=trainable, flops=fwd_mm[call.cid], flops_other=fwd_other[call.cid],
+            flops_backward=bwd_mm[call.cid], output_bytes=sum(t.nbytes for t in call.outputs),
+            is_leaf=not _module_children_exist(trace, call), tied=tied, failed=call.failed,
+        ))
+    return Summary(rows, totals(trace))
+
+
+def totals(trace: Trace) -> Totals:
+    """Whole-model totals; parameters and buffers count each storage once."""
+    by_cat: dict[str, Counter[str]] = {"forward": Counter(), "backward": Counter()}
+    not_counted: Counter[str] = Counter()
+    activation = 0
+    for op in trace.ops:
+        if op.phase == "loss":
+            continue
+        if op.category is None:
+            not_counted[op.name] += 1
+            continue
+        by_cat[op.phase][op.category] += op.flops
+        if op.phase == "forward" and not op.is_view:
+            in_ids = {t.tid for t in op.inputs}
+            activation += sum(t.nbytes for t in op.outputs if t.tid not in in_ids)
+    params = sum(p.numel for p in trace.params)
+    trainable = sum(p.numel for p in trace.params if p.trainable)
+    fwd, bwd = by_cat["forward"], by_cat["backward"]
+    return Totals(
+        params=params, trainable_params=trainable, frozen_params=params - trainable,
+        param_bytes=sum(p.nbytes for p in trace.params), buffers=sum(b.numel for b in trace.buffers),
+        buffer_bytes=sum(b.nbytes for b in trace.buffers), tied_params=sum(p.numel for p in trace.shared_params),
+        flops_forward=fwd["matmul"], flops_forward_other=sum(v for k, v in fwd.items() if k != "matmul"),
+        flops_forward_by_category=dict(fwd), flops_backward=bwd["matmul"],
+        flops_backward_other=sum(v for k, v in bwd.items() if k != "matmul"), flops_backward_by_category=dict(bwd),
+        activation_bytes=activation, saved_bytes=sum(t.nbytes for t in trace.saved_for_backward),
+        not_counted=dict(not_counted), backward_ran=trace.backward_ran,
+    )

@@ -1,0 +1,85 @@
+"""`inspect(model, *inputs)`: record a run, analyse it, and hold the results in a `Report`.
+
+The report is the one record the renderers format: `str(report)` is the table,
+`report.to_dict()` the JSON (keys in DESIGN.md), `report._repr_html_()` the notebook view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from aelab.analysis.summary import Summary, summarize
+from aelab.errors import UsageError
+from aelab.trace.record import InputLike, as_input_spec, record
+from aelab.trace.records import Trace
+
+
+@dataclass
+class Report:
+    """What aelab found about one model on given inputs."""
+
+    model: str
+    trace: Trace
+    summary: Summary
+    bottleneck: Any = None  # aelab.analysis.bottleneck.Bottleneck, when the analysis ran
+    depth: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[Any]:
+        if self.depth is None:
+            return self.summary.rows
+        return [r for r in self.summary.rows if r.depth <= self.depth]
+
+    def to_dict(self) -> dict[str, Any]:
+        from aelab.render.jsonout import report_dict
+
+        return report_dict(self)
+
+    def __str__(self) -> str:
+        from aelab.render.table import render_text
+
+        return render_text(self)
+
+    def _repr_html_(self) -> str:
+        try:
+            from aelab.render.html import render_html
+        except ImportError:
+            import html
+
+            return f"<pre>{html.escape(str(self))}</pre>"
+        return render_html(self)
+
+
+def _bottleneck(trace: Trace, model: nn.Module) -> Any:
+    try:
+        from aelab.analysis.bottleneck import find_bottleneck
+        from aelab.analysis.hints import collect_hints
+    except ImportError:
+        return None
+    if trace.error is not None:
+        return None
+    return find_bottleneck(trace, collect_hints(model))
+
+
+def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, backward: bool = True,
+            name: str | None = None, **kwinputs: InputLike) -> Report:
+    """Shapes, parameters, FLOPs and the bottleneck of `model` on `inputs` (shapes or tensors).
+
+    Runs on meta or fake tensors, so no activation memory is used and the model comes back exactly
+    as it went in. Keyword arguments other than the options are keyword inputs of `forward`.
+    """
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"inspect() needs a torch.nn.Module, not {type(model).__name__}")
+    if depth is not None and depth < 1:
+        raise UsageError("depth must be at least 1")
+    specs = [as_input_spec(x) for x in inputs]
+    kwspecs = {k: as_input_spec(v) for k, v in kwinputs.items()}
+    trace = record(model, specs, kwspecs, backward=backward)
+    report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
+                    notes=list(trace.notes))
+    report.bottleneck = _bottleneck(trace, model)
+    return report

@@ -1,0 +1,38 @@
+"""Number and shape formatting shared by the renderers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def si(value: float, unit: str = "") -> str:
+    """3 significant digits with an SI prefix: 8_180_000_000 -> '8.18 G'."""
+    if value == 0:
+        return f"0 {unit}".rstrip()
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def nbytes(value: float) -> str:
+    """Bytes in decimal units: 1_234_567 -> '1.23 MB'."""
+    return si(value, "B")
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def shape(dims: Sequence[int]) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+def shapes(list_: Sequence[Sequence[int]], limit: int = 2) -> str:
+    """Shapes of a call's tensors, at most `limit` of them and a count of the rest."""
+    if not list_:
+        return "—"
+    text = ", ".join(shape(s) for s in list_[:limit])
+    if len(list_) > limit:
+        text += f" +{len(list_) - limit}"
+    return text
