@@ -1,0 +1,74 @@
+"""What a training run is asked to do: one dataclass, stored as JSON in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from aelab.errors import UsageError
+
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass
+class TrainConfig:
+    """Every choice that shapes a run; `to_dict`/`from_dict` round-trip it through JSON exactly."""
+
+    kind: str
+    data: str
+    latent: int
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    val_fraction: float = 0.1
+    patience: int = 0  # epochs without a better validation loss before stopping; 0 never stops early
+    min_delta: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # "auto": bf16 autocast on CUDA, none on CPU; "bf16"; "off"
+    compile: bool = False
+    grad_clip: float = 0.0  # max gradient norm; 0 leaves gradients alone
+    normalize: str = "auto"
+    normal_class: int | None = None  # one-class training: keep only training rows with this label
+    limit: int | None = None  # use at most this many training rows (quick runs)
+    skip_bad: bool = False
+    keep_checkpoints: int = 2
+
+    def validate(self) -> None:
+        """Raise UsageError, one sentence, for a value that cannot work."""
+        checks = [
+            (self.latent >= 1, f"--latent must be at least 1, got {self.latent}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+             "--warmup-epochs must be smaller than --epochs"),
+            (0.0 <= self.val_fraction < 1.0, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
+            (self.amp in ("auto", "bf16", "off"), "--amp must be auto, bf16 or off"),
+            (self.grad_clip >= 0, f"--grad-clip must be >= 0, got {self.grad_clip}"),
+            (self.limit is None or self.limit >= 1, "--limit must be at least 1"),
+            (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UsageError(f"training config has unknown fields: {', '.join(unknown)}")
+        return cls(**d)
