@@ -115,7 +115,7 @@ def pool_size(size: int, kernel: int, stride: int | None = None, padding: int = 
     raw = -(-num // s) + 1
     body = f"⌈({size} + 2·{padding} − {dilation}·({kernel} − 1) − 1) / {s}⌉ + 1"
     if (raw - 1) * s >= size + padding:
-        text = f"{body} = {_num(raw)} − 1 = {_num(raw - 1)} (the last window would start in the padding)"
+        text = f"{body} − 1 (a last window would start in the padding) = {_num(raw - 1)}"
         return SizeDerivation(dim, raw - 1, f"{dim}_out = {text}", f"{body} − 1")
     return SizeDerivation(dim, raw, f"{dim}_out = {body} = {_num(raw)}", body)
 
@@ -246,10 +246,13 @@ def _explain_pool(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
     p = per_dim(name, "padding", h.get("padding", 0), n, 0)
     d = per_dim(name, "dilation", h.get("dilation", 1), n, 1)
     ceil = bool(h.get("ceil_mode", False))
-    for dn, pi, ki in zip(kind.dim_names, p, k):
+    for dn, pi, ki, size in zip(kind.dim_names, p, k, sizes):
         if pi > ki // 2:
             raise UsageError(f"{name}: padding {pi} on {dn} is more than half the kernel {ki} "
                              f"(PyTorch allows at most {ki // 2})")
+        if name == "avgpool3d" and size < ki:  # ATen's avg_pool3d checks this before padding; 1d/2d do not
+            raise UsageError(f"{name}: the input {dn} = {size} is smaller than the kernel {ki} "
+                             f"(AvgPool3d needs input ≥ kernel before padding)")
     derivs = tuple(_check_out(name, pool_size(*a, dim=dn),
                               f"the window spans {a[4] * (a[1] - 1) + 1} but the padded input {dn} is only "
                               f"{a[0] + 2 * a[3]}")
