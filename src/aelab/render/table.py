@@ -77,7 +77,9 @@ def totals_lines(report: Report) -> list[str]:
                       if k != "matmul" and v)
     lines.append(f"Forward FLOPs: {si(t.flops_forward)} multiply-add work (= {si(t.flops_forward / 2)} MACs)"
                  + (f"; besides: {si(t.flops_forward_other)} other ({other})" if t.flops_forward_other else ""))
-    if t.backward_ran:
+    if trace.error is not None:
+        lines.append("Backward FLOPs: not run (the forward failed)")
+    elif t.backward_ran:
         lines.append(f"Backward FLOPs: {si(t.flops_backward)} multiply-add work"
                      + (f" + {si(t.flops_backward_other)} other" if t.flops_backward_other else "")
                      + f" (gradients of the {count(t.trainable_params)} trainable parameters)")
@@ -98,7 +100,8 @@ def error_lines(report: Report) -> list[str]:
     err = report.trace.error
     if err is None:
         return []
-    where = report.trace.calls[err.call_stack[-1]].name if err.call_stack else report.model
+    modules = [report.trace.calls[c] for c in err.call_stack if report.trace.calls[c].kind == "module"]
+    where = modules[-1].name if modules else report.model
     first = err.message.strip().splitlines()[0] if err.message.strip() else err.exc_type
     return [f"Forward failed in {where or report.model}: {err.exc_type}: {first}",
             "Run `aelab doctor` on the same model and inputs for the fix."]

@@ -182,11 +182,21 @@ def _pool(dims: int) -> Formula:
     return formula
 
 
+def _pool_backward(dims: int) -> Formula:
+    """Backward scatters each output gradient over its window: one per window element per output."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+        kernel = args[2] if len(args) > 2 else kwargs.get("kernel_size", 1)
+        return _window(kernel, dims) * _numel(args[0])
+
+    return formula
+
+
 register("pooling", _pool(1), *_ops("max_pool1d", "max_pool1d_with_indices", "avg_pool1d"))
-register("pooling", _pool(2), *_ops("max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
-                                    "max_pool2d_with_indices_backward", "avg_pool2d_backward"))
-register("pooling", _pool(3), *_ops("max_pool3d", "max_pool3d_with_indices", "avg_pool3d",
-                                    "max_pool3d_with_indices_backward", "avg_pool3d_backward"))
+register("pooling", _pool(2), *_ops("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"))
+register("pooling", _pool(3), *_ops("max_pool3d", "max_pool3d_with_indices", "avg_pool3d"))
+register("pooling", _pool_backward(2), *_ops("max_pool2d_with_indices_backward", "avg_pool2d_backward"))
+register("pooling", _pool_backward(3), *_ops("max_pool3d_with_indices_backward", "avg_pool3d_backward"))
 register("pooling", _in_numel, *_ops("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
                                      "adaptive_max_pool2d", "adaptive_max_pool1d", "_adaptive_avg_pool2d_backward",
                                      "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward"))

@@ -81,6 +81,19 @@ class _State:
     def infos(self, obj: Any) -> list[TensorInfo]:
         return [self.info(t) for t in flatten_tensors(obj)]
 
+    def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:
+        """Tensors of an aten call: flat args, lists of tensors, tensor kwargs (the hot path)."""
+        out = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                out.append(self.info(a))
+            elif isinstance(a, (list, tuple)):
+                out.extend(self.info(x) for x in a if isinstance(x, torch.Tensor))
+        for a in kwargs.values():
+            if isinstance(a, torch.Tensor):
+                out.append(self.info(a))
+        return tuple(out)
+
     # --- calls ------------------------------------------------------------------------------------
     def open_call(self, kind: str, name: str, type_: str, module: str) -> CallEvent:
         parent = self.stack[-1] if self.stack else None
@@ -230,7 +243,7 @@ class _DispatchRecorder(TorchDispatchMode):
             if data_dep or (name in _DATA_DEPENDENT) or (st.execution == "meta" and "meta" in str(exc).lower()):
                 st.data_dependent = name
             else:
-                st.record_error(exc, op=name, op_inputs=tuple(st.infos((args, kwargs))))
+                st.record_error(exc, op=name, op_inputs=st.op_infos(args, kwargs))
             raise
         try:
             counted = flop_rules.count(func, args, kwargs, out)
@@ -238,7 +251,8 @@ class _DispatchRecorder(TorchDispatchMode):
             counted = None
         scope = (st.stack[-1] if st.stack else None) if st.phase == "forward" else st.bw_scope
         st.ops.append(OpEvent(index=len(st.ops), name=name, phase=st.phase, call=scope,
-                              inputs=tuple(st.infos((args, kwargs))), outputs=tuple(st.infos(out)),
+                              inputs=st.op_infos(args, kwargs),
+                              outputs=st.op_infos(out if isinstance(out, (list, tuple)) else (out,), {}),
                               category=counted[0] if counted else None, flops=counted[1] if counted else 0,
                               is_view=bool(getattr(func, "is_view", False))))
         return out
@@ -414,7 +428,17 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     """
     names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
     params, buffers, shared = count_parameters(model)
-    st = _State(names, {id(p) for p in model.parameters()})
+    # Under fake execution the real weights and buffers never enter the run: fake copies stand in
+    # for them (functional_call), so in-place updates (BatchNorm running stats) cannot touch them.
+    swapped: dict[str, torch.Tensor] = {}
+    if fake_mode is not None:
+        with fake_mode:
+            swapped = {n: fake_mode.from_tensor(t) for n, t in model.named_parameters()}
+            swapped.update({n: fake_mode.from_tensor(t) for n, t in model.named_buffers()})
+    trainable = ([t for n, t in swapped.items() if t.requires_grad] if swapped
+                 else [p for p in model.parameters() if p.requires_grad])
+    param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
+    st = _State(names, param_ids)
     st.execution = execution
     snap = _snapshot(model)
     inputs = st.infos((args, kwargs))
@@ -433,8 +457,12 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     try:
         with fake_ctx, _recording(st), _DispatchRecorder(st), _FunctionRecorder(st):
             try:
-                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                    output = model(*args, **kwargs)
+                grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
+                with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                    if swapped:
+                        output = torch.func.functional_call(model, swapped, tuple(args), kwargs, tie_weights=True)
+                    else:
+                        output = model(*args, **kwargs)
             except BaseException as exc:
                 if st.data_dependent:
                     raise NeedsRealForward(st.data_dependent) from exc
@@ -445,7 +473,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
             outs = flatten_tensors(output)
             ran_backward = False
             if backward and st.error is None:
-                ran_backward = _record_backward(model, st, outs)
+                ran_backward = _record_backward(trainable, st, outs)
     finally:
         _restore(model, snap)
     outputs = st.calls[0].outputs if st.calls else []
@@ -455,9 +483,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()})
 
 
-def _record_backward(model: nn.Module, st: _State, outs: list[torch.Tensor]) -> bool:
+def _record_backward(trainable: list[torch.Tensor], st: _State, outs: list[torch.Tensor]) -> bool:
     """Backward of a scalar that touches every differentiable output, w.r.t. the trainable parameters."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
     diff = [t for t in outs if t.requires_grad and (t.is_floating_point() or t.is_complex())]
     if not trainable or not diff:
         return False

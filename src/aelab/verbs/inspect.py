@@ -88,3 +88,5 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
         from aelab.render.graph import render_graph
 
         render_graph(report, Path(graph))
+    if report.trace.error is not None:
+        raise click.exceptions.Exit(1)  # the user's model is wrong: `aelab doctor` explains it
