@@ -93,7 +93,7 @@ def test_even_kernel_has_no_symmetric_padding_and_the_advice_works() -> None:
 
 def test_stride_rounds_down_so_several_paddings_work() -> None:
     s = solve_padding(28, 10, kernel=3, stride=3)
-    assert [o.padding for o in s.exact] == [1, 2] and "paddings 1 to 2" in s.note
+    assert [o.padding for o in s.exact] == [1, 2] and "paddings 1 and 2 both give 10" in s.note
 
 
 def test_too_small_a_wanted_size_says_padding_cannot_shrink() -> None:

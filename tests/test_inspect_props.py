@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from truth import aelab_flops_torch_counts, flop_counter, hook_shapes, unique_storage_params
 
 import aelab
+from truth import aelab_flops_torch_counts, flop_counter, hook_shapes, unique_storage_params
 
 ACTIVATIONS = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.Identity]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,7 +33,7 @@ def _check(model: nn.Module, x: torch.Tensor) -> None:
        act=st.sampled_from(ACTIVATIONS), bias=st.booleans(), freeze=st.integers(0, 5))
 def test_random_mlp(widths: list[int], batch: int, act: type[nn.Module], bias: bool, freeze: int) -> None:
     layers: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:]):
+    for a, b in pairwise(widths):
         layers += [nn.Linear(a, b, bias=bias), act()]
     model = nn.Sequential(*layers)
     for i, p in enumerate(model.parameters()):
@@ -50,7 +52,7 @@ def test_random_conv_stack(channels: list[int], size: int, kernel: int, stride: 
     mp = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
     layers: list[nn.Module] = []
     length = size
-    for a, b in zip(channels, channels[1:]):
+    for a, b in pairwise(channels):
         layers.append(conv(a, b, kernel, stride=stride, padding=kernel // 2))
         length = (length + 2 * (kernel // 2) - kernel) // stride + 1
         if norm:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import seeds
 import torch
-import zoo
 from torch import nn
-from truth import aelab_flops_torch_counts, flop_counter, hook_shapes, unique_storage_params
 
 import aelab
+import zoo
 from aelab.spec import parse_shape
+from truth import aelab_flops_torch_counts, flop_counter, hook_shapes, unique_storage_params
 
 
 def _real_input(shape: tuple[int, ...]) -> torch.Tensor:

@@ -150,3 +150,13 @@ def test_dense_is_the_seed_ae_generalised() -> None:
     x = torch.randn(4, 784)
     with torch.no_grad():
         torch.testing.assert_close(model(x).reconstruction, seed(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_parameter_gets_a_gradient_from_the_loss(kind: str) -> None:
+    """No parameter is left out of the loss (DDP refuses those, and they would never train)."""
+    torch.manual_seed(0)
+    model = build(kind, SHAPES[kind], 2)
+    model.loss(torch.rand(3, *SHAPES[kind])).total.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing

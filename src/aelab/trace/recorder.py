@@ -435,7 +435,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
         with fake_mode:
             swapped = {n: fake_mode.from_tensor(t) for n, t in model.named_parameters()}
             swapped.update({n: fake_mode.from_tensor(t) for n, t in model.named_buffers()})
-    trainable = ([t for n, t in swapped.items() if t.requires_grad] if swapped
+    trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in model.parameters() if p.requires_grad])
     param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
     st = _State(names, param_ids)
