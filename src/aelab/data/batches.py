@@ -46,15 +46,18 @@ def resident_rows(ds: Dataset, rows: Tensor, normalizer: Normalizer, device: tor
 
 
 class DeviceBatches:
-    """Iterate over shuffled batches of rows; each rank of a distributed run gets its slice of each batch."""
+    """Iterate over shuffled batches of rows; each rank of a distributed run gets its slice of each batch.
+
+    `stream=True` reads every batch from `ds.x` (the path taken automatically when the rows do not fit).
+    """
 
     def __init__(self, ds: Dataset, rows: Tensor, batch_size: int, device: torch.device,
                  normalizer: Normalizer = NO_NORMALIZER, generator: torch.Generator | None = None,
-                 rank: int = 0, world: int = 1, resident: Tensor | None = None):
+                 rank: int = 0, world: int = 1, stream: bool = False):
         self.ds, self.rows, self.batch_size = ds, rows, batch_size
         self.device, self.normalizer, self.generator = device, normalizer, generator
         self.rank, self.world = rank, world
-        self.data = resident if resident is not None else resident_rows(ds, rows, normalizer, device)
+        self.data = None if stream else resident_rows(ds, rows, normalizer, device)
 
     @property
     def streaming(self) -> bool:

@@ -53,6 +53,7 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     resumed_from: int = 0
+    main: bool = True  # rank 0 (the process that writes files and reports)
 
 
 def _default_likelihood(config: TrainConfig, ds: datamod.Dataset, normalizer: datamod.Normalizer) -> None:
@@ -173,10 +174,10 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
     if ledger.finished:
         if world.main and not quiet:
             print(f"{run_dir}: already finished after {ledger.epoch} epochs")
-        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0)
+        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0, world)
 
     if stop_after is not None and ledger.epoch >= stop_after:
-        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0)
+        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0, world)
     net = wrap(LossModule(model), world)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
@@ -235,7 +236,7 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
                                                    "identical": len(set(digests)) == 1})
     if len(set(digests)) != 1:
         raise UsageError(f"the {world.size} ranks ended with different weights: {digests}")
-    return _result(run_dir, ledger, digests, ckpt.epoch if ckpt else 0)
+    return _result(run_dir, ledger, digests, ckpt.epoch if ckpt else 0, world)
 
 
 def _restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -289,6 +290,6 @@ def _last_good(run_dir: Path, ledger: _Ledger) -> str:
     return f"{run_dir / 'checkpoints' / f'epoch-{ledger.epoch:04d}'}, epoch {ledger.epoch}"
 
 
-def _result(run_dir: Path, ledger: _Ledger, digests: list[str], resumed_from: int) -> RunResult:
+def _result(run_dir: Path, ledger: _Ledger, digests: list[str], resumed_from: int, world: World) -> RunResult:
     return RunResult(run_dir, ledger.epoch, ledger.finished, ledger.stopped_early, ledger.best_epoch,
-                     ledger.best_val, ledger.history, digests, resumed_from)
+                     ledger.best_val, ledger.history, digests, resumed_from, world.main)

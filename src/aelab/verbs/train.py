@@ -108,7 +108,7 @@ def command(ctx: click.Context, **kw: Any) -> None:
         config = _config(kw)
         out = kw["out"] or Path("runs") / f"{config.kind}-{Path(config.data).stem}"
         result = train(out, config, quiet=kw["quiet"], stop_after=kw["stop_after"])
-    if result.run_dir and not kw["quiet"]:
+    if result.main and not kw["quiet"]:
         best = ""
         if result.best_val is not None:
             best = f"; best validation loss {result.best_val:.5g} at epoch {result.best_epoch}"
