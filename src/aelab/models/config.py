@@ -105,8 +105,9 @@ class AEConfig:
     sparsity: float = option(0.0, non_negative_float, "sparse AE: weight of the L1 penalty on the latent")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: tuples become lists."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        """JSON-serialisable (tuples become lists); input_shape and latent first, then the options."""
+        names = ["input_shape", "latent", *(f.name for f in fields(self) if f.name not in ("input_shape", "latent"))]
+        return {name: _jsonable(getattr(self, name)) for name in names}
 
 
 @dataclass(frozen=True)
