@@ -224,8 +224,8 @@ def _explain_conv(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
                  [str(c_in), str(c_out), f"kernel_size={_arg(k)}"], named)
     k_names = ", ".join(f"k{dn}" for dn in kind.dim_names)
     b = " + b" if bias else ""
-    equation = (f"y = Wᵀ ⋆ x{b}: each input position adds W times its value into a {_arg(k)}-wide window "
-                f"of the output, windows {_arg(s)} apart (the gradient of a conv)" if transposed else
+    equation = (f"y = Wᵀ ⋆ x{b}: each input position adds W × its value into a {_arg(k)}-wide output window, "
+                f"windows {_arg(s)} apart (a conv's gradient)" if transposed else
                 f"y = W ⋆ x{b}: each of the {c_out} filters slides over the input (cross-correlation)")
     layout = "in_channels, out_channels / groups" if transposed else "out_channels, in_channels / groups"
     flops_text = f"2 · ({_prod(w)}) · " + (f"({_prod(positions)})" if n > 1 else str(positions[0]))
@@ -264,11 +264,11 @@ def _explain_pool(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
     if is_max:
         named["dilation"] = (d, (1,) * n)
     named["ceil_mode"] = (ceil, False)
+    window = "×".join(map(str, k)) if n > 1 else f"{k[0]}-wide"
     return LayerExplanation(
         name, _call(cls, [f"kernel_size={_arg(k)}"], named), x, out,
-        derivs, f"y = {op} over each {'×'.join(map(str, k))} window, per channel", None, "no weights",
-        None, 0, "0", 0,
-        f"not counted, as in torch.utils.flop_counter: {_prod(out)} outputs × {_prod(k)} window = "
+        derivs, f"y = {op} over each {window} window, per channel", None, "no weights", None, 0, "0", 0,
+        f"not counted, as in torch.utils.flop_counter: {_prod(out)} outputs × windows of {_prod(k)} = "
         f"{math.prod(out) * math.prod(k) * batch} {'comparisons' if is_max else 'adds'}", batch)
 
 

@@ -74,8 +74,9 @@ def solve_padding(size: int, want: int, kernel: int, stride: int = 1, dilation: 
     exact = tuple(o for o in options if o.size == want)
     if exact:
         ps = [o.padding for o in exact]
+        some = f"{ps[0]} and {ps[1]} both" if len(ps) == 2 else f"{ps[0]} to {ps[-1]} all"
         note = (f"padding {ps[0]} gives {want}" if len(ps) == 1 else
-                f"stride {stride} rounds down, so paddings {ps[0]} to {ps[-1]} all give {want}")
+                f"stride {stride} rounds down, so paddings {some} give {want}")
         return SizeSolution(dim, size, want, "padding", exact, (), note)
     if need + stride - 1 < 0:
         note = (f"even with padding 0 the output is {options[0].size} > {want}: padding only grows the "
@@ -107,8 +108,8 @@ def solve_output_padding(size: int, want: int, kernel: int, stride: int = 1, pad
     top = conv_transpose_size(size, kernel, stride, 0, dilation, 0).value + room
     options = [PaddingOption(p, o, conv_transpose_size(size, kernel, stride, p, dilation, o, dim=dim))
                for p in range(0, top // 2 + 1) for o in range(room)]
-    why = (f"with padding {padding} it would have to be {op}, but PyTorch needs 0 ≤ output_padding < "
-           f"max(stride {stride}, dilation {dilation}) = {room}")
+    why = (f"with padding {padding} the output_padding would have to be {op}".replace("-", "−") +
+           f", but PyTorch needs 0 ≤ output_padding < max(stride {stride}, dilation {dilation}) = {room}")
     others = sorted((o for o in options if o.size == want),
                     key=lambda o: (abs(o.padding - padding), o.padding))
     if others:
