@@ -1,0 +1,115 @@
+"""`aelab cost` as text: per-layer backward split, totals against all-trainable, timing, the explanation."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from aelab.render.units import count, nbytes, si
+
+if TYPE_CHECKING:
+    from aelab.analysis.backward import BackwardCost, LayerCost
+
+#: what each layer status means, as the table's legend says it
+STATUS_WORDS: dict[str, str] = {
+    "trains": "computes weight gradients",
+    "passes": "frozen, passes the gradient on",
+    "skipped": "skipped by autograd",
+    "none": "no backward",
+}
+
+
+def _flops(value: int) -> str:
+    return si(value) if value else "—"
+
+
+def _exact(value: float) -> str:
+    """4 significant digits, enough to tell 119.1 M from 119.8 M."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}"
+    return f"{value:.4g}"
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100 * a / b:.1f}%" if b else "—"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def layer_table(cost: BackwardCost) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for title in ("Layer (type)", "Backward", "Forward", "Input grad", "Weight grad", "Skipped", "Other bwd"):
+        table.add_column(title, justify="left" if title in ("Layer (type)", "Backward") else "right",
+                         no_wrap=True)
+    rows: list[LayerCost] = [lc for lc in cost.layers if lc.params or lc.ran or lc.ran_all or lc.flops_forward]
+    for lc in rows:
+        table.add_row(f"{lc.name} ({lc.type})", lc.status, _flops(lc.flops_forward),
+                      _flops(lc.flops_backward_input), _flops(lc.flops_backward_weight),
+                      _flops(lc.skipped_input + lc.skipped_weight), _flops(lc.flops_backward_other))
+    return table
+
+
+def totals_lines(cost: BackwardCost) -> list[str]:
+    """Totals of the pattern against all-trainable, timing when measured, and the explanation."""
+    lines = [
+        f"Trainable: {count(cost.params_trainable)} of {count(cost.params_total)} parameters "
+        f"({len(cost.trainable)} of {len(cost.trainable) + len(cost.frozen)} tensors)",
+        f"Forward FLOPs: {_exact(cost.flops_forward)}",
+        f"Backward FLOPs: {_exact(cost.flops_backward)} with this pattern, "
+        f"{_exact(cost.flops_backward_all)} with every parameter trainable: ratio {cost.ratio:.4f} "
+        f"({_pct(cost.flops_backward, cost.flops_backward_all)})",
+    ]
+    if cost.flops_backward_other or cost.flops_backward_other_all:
+        lines.append(f"  besides: {si(cost.flops_backward_other)} other backward work (elementwise, normalisation), "
+                     f"{si(cost.flops_backward_other_all)} all-trainable; not in the FLOPs above")
+    lines.append(f"Saved for backward: {nbytes(cost.saved_bytes)} of activations "
+                 f"({nbytes(cost.saved_bytes_all)} all-trainable)")
+    t = cost.timing
+    if t is not None:
+        p, a = t.patterns["pattern"], t.patterns["all"]
+        lines.append(f"Measured on {t.device} ({t.threads} threads), median of {t.repeats} after {t.warmup} warm-up:")
+        lines.append(f"  backward {_ms(p.backward_s)} with this pattern, {_ms(a.backward_s)} all-trainable: "
+                     f"time ratio {t.ratio():.3f} beside FLOP ratio {cost.ratio:.3f}")
+        total_flops = cost.flops_forward + cost.flops_backward
+        total_all = cost.flops_forward + cost.flops_backward_all
+        lines.append(f"  forward + backward {_ms(p.total_s)} vs {_ms(a.total_s)}: time ratio "
+                     f"{t.ratio(part='total'):.3f} beside FLOP ratio {total_flops / total_all if total_all else 0:.3f}")
+    lines.append("FLOPs: multiply-add work, a multiply-add counts 2, the kernels autograd really runs "
+                 "(= torch.utils.flop_counter.FlopCounterMode).")
+    lines.extend(f"Note: {n}" for n in cost.notes)
+    return lines
+
+
+def render_cost_text(cost: BackwardCost, width: int = 140, color: bool = False) -> str:
+    """The whole `aelab cost` text report."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
+                      highlight=False, soft_wrap=False)
+    inputs = ", ".join("(" + ", ".join(map(str, s)) + ")" for s in cost.inputs)
+    console.print(f"{cost.model}  ←  {inputs}", markup=False)
+    console.print(layer_table(cost))
+    legend = "; ".join(f"{k}: {v}" for k, v in STATUS_WORDS.items())
+    console.print(f"Backward column: {legend}.", markup=False)
+    console.print("Skipped: multiply-add work all-trainable does in that layer and this pattern does not.",
+                  markup=False)
+    for line in totals_lines(cost):
+        console.print(line, markup=False)
+    console.print("")
+    console.print("Why:", markup=False)
+    for sentence in cost.explanation:
+        console.print(textwrap.fill(sentence, width=min(width, 110), initial_indent="  - ",
+                                    subsequent_indent="    "), markup=False)
+    return buf.getvalue()
+
+
+def render_cost_json(cost: BackwardCost) -> str:
+    return json.dumps(cost.to_dict(), indent=2)

@@ -1,0 +1,96 @@
+"""`aelab cost SPEC --input SHAPE [--trainable GLOB] [--freeze GLOB] [--measure]`: what backward really costs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aelab.errors import UsageError
+from aelab.spec import build_model, parse_kwargs, parse_model_spec, parse_shape
+
+
+def _write(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    path = Path(out)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
+@click.command(name="cost")
+@click.argument("spec")
+@click.option("--input", "inputs", multiple=True, required=True,
+              help="Input shape, e.g. 64x1x28x28; ':long' sets the dtype; 'name=SHAPE' a keyword input.")
+@click.option("--arg", "args", multiple=True, help="Constructor argument k=v (v is a Python literal).")
+@click.option("--trainable", multiple=True, metavar="GLOB",
+              help="Only parameters matching these globs train (names or module paths: 'encoder', 'fc.*').")
+@click.option("--freeze", multiple=True, metavar="GLOB", help="Parameters matching these globs do not train.")
+@click.option("--measure", is_flag=True, help="Also time real forward + backward of both patterns.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where --measure runs (default: cuda when available, else cpu).")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed iterations per pattern (the median is kept).")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Untimed iterations first.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--out", default=None, help="Write the report to this file instead of stdout.")
+@click.option("--graph", default=None,
+              help="Draw autograd's backward graph to this .svg/.png, the nodes the pattern skips greyed out.")
+def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable: tuple[str, ...],
+            freeze: tuple[str, ...], measure: bool, device: str | None, repeats: int, warmup: int, fmt: str,
+            out: str | None, graph: str | None) -> None:
+    """Backward FLOPs for a trainable subset, split per layer into input- and weight-gradient work.
+
+    Runs forward and backward on fake tensors with exactly the chosen requires_grad pattern and
+    once with every parameter trainable. FLOPs count a multiply-add as 2, as
+    torch.utils.flop_counter does, and are the kernels autograd really runs.
+    """
+    from aelab.costing import cost
+
+    input_specs = [parse_shape(s) for s in inputs]
+    model_spec = parse_model_spec(spec)
+    kwargs = parse_kwargs(args)
+    if measure:
+        from aelab.measure import resolve_device
+
+        resolve_device(device)  # fail before the slow part
+    model = build_model(model_spec, kwargs, device="meta")
+    positional = [s for s in input_specs if s.name is None]
+    keyword: dict[str, Any] = {s.name: s for s in input_specs if s.name is not None}
+    result = cost(model, *positional, trainable=trainable, freeze=freeze, name=model_spec.name, **keyword)
+    if measure:
+        from aelab.analysis.backward import choose_trainable
+        from aelab.costing import current_flags
+        from aelab.measure import resolve_device, time_patterns
+
+        dev = resolve_device(device)
+        real = build_model(model_spec, kwargs, device=str(dev))
+        flags = choose_trainable(current_flags(real), trainable, freeze)
+        result.timing = time_patterns(real, list(positional), keyword, {"pattern": flags,
+                                                                         "all": dict.fromkeys(flags, True)},
+                                      device=str(dev), repeats=repeats, warmup=warmup)
+    if graph:
+        from aelab.analysis.backward import choose_trainable
+        from aelab.costing import backward_graph, current_flags
+        from aelab.render.graph import render_backward_graph
+
+        flags = choose_trainable(current_flags(model), trainable, freeze)
+        render_backward_graph(backward_graph(model, positional, flags, keyword), Path(graph),
+                              title=f"{model_spec.name}: backward with {len(result.trainable)} of "
+                                    f"{len(result.trainable) + len(result.frozen)} parameter tensors trainable")
+    if fmt == "json":
+        from aelab.render.cost_text import render_cost_json
+
+        _write(render_cost_json(result), out)
+    else:
+        from aelab.render.cost_text import render_cost_text
+
+        _write(render_cost_text(result, color=out is None and sys.stdout.isatty()), out)
