@@ -160,3 +160,13 @@ def test_every_parameter_gets_a_gradient_from_the_loss(kind: str) -> None:
     model.loss(torch.rand(3, *SHAPES[kind])).total.backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
+
+
+def test_numpy_and_torch_sizes_are_accepted_and_stored_as_plain_json() -> None:
+    import numpy as np
+
+    model = build("conv", torch.Size([1, 28, 28]), np.int64(4), channels=[np.int32(4)], noise=np.float32(0.5))
+    config = json.loads(json.dumps(model.config_dict()))
+    assert config["input_shape"] == [1, 28, 28] and config["latent"] == 4 and config["channels"] == [4]
+    with pytest.raises(ValueError, match="latent must be a positive integer"):
+        build("dense", (4,), True)

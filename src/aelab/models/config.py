@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
+
+import numpy as np
 
 from aelab.models.blocks import ACTIVATIONS
 from aelab.models.likelihood import LIKELIHOODS
@@ -27,7 +30,8 @@ def option(default: Any, check: Check, help: str) -> Any:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Python and NumPy integers; not bools (True is not a size)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -37,7 +41,8 @@ def positive_int(name: str, value: Any) -> int:
 
 
 def non_negative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if not is_number or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return float(value)
 
