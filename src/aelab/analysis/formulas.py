@@ -157,7 +157,6 @@ def _arg(v: tuple[int, ...]) -> str:
     return str(v[0]) if len(set(v)) == 1 else str(v)
 
 
-
 def _call(cls: str, pos: list[str], named: dict[str, tuple[Any, Any]]) -> str:
     """`nn.Conv2d(1, 16, kernel_size=5, padding=2)`: only the arguments that differ from their default."""
     args = pos + [f"{k}={_arg(v) if isinstance(v, tuple) else repr(v)}"
