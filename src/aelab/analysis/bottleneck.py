@@ -348,10 +348,10 @@ def _split(flow: DataFlow, latent: int) -> tuple[list[int], list[int], list[int]
 def _structure_notes(flow: DataFlow, spine: list[int], per_position: Any, word: str) -> list[str]:
     """Width-preserving stretches (can they be the identity?) and the pure rearrangements on the path."""
     items = []
-    for start, run in stretches(flow, spine):
+    for start, run, after in stretches(flow, spine):
         pp, _ = per_position(start)
         width = f"{pp:,} per {word}" if pp is not None else f"{flow.per_sample(start) or 0:,} per sample"
-        items.append((start, run, width))
+        items.append((start, run, after, width))
     notes = identity_notes(flow, items)
     moves = [u for v in spine[1:] if (u := flow.producer_unit(v)) is not None and u.is_move]
     if moves:

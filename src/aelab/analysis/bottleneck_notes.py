@@ -114,11 +114,12 @@ def _is_layer(unit: Unit) -> bool:
     return unit.weighted and classify(unit) != "norm"
 
 
-def stretches(flow: DataFlow, spine: list[int]) -> list[tuple[int, list[Unit]]]:
-    """(input value, units) for each run along `spine` that starts at a weighted layer whose output has the
-    shape of its input, and goes on through same-shape activations, normalisations and weighted layers
-    (a weighted layer after an activation starts the next run: each one answers "can this be the identity")."""
-    out: list[tuple[int, list[Unit]]] = []
+def stretches(flow: DataFlow, spine: list[int]) -> list[tuple[int, list[Unit], Unit | None]]:
+    """(input value, units, next layer) for each run along `spine` that starts at a weighted layer whose output
+    has the shape of its input, and goes on through same-shape activations, normalisations and weighted layers.
+    A same-shape weighted layer after an activation starts the next run (each answers "can this layer be the
+    identity?") and is reported as the run's next layer."""
+    out: list[tuple[int, list[Unit], Unit | None]] = []
     i = 0
     while i < len(spine) - 1:
         a, unit = spine[i], flow.producer_unit(spine[i + 1])
@@ -127,7 +128,7 @@ def stretches(flow: DataFlow, spine: list[int]) -> list[tuple[int, list[Unit]]]:
                 or not (classify(unit) == "affine" or isinstance(classify(unit), Act))):
             i += 1
             continue
-        run = [unit]
+        run, after = [unit], None
         j = i + 1
         while j < len(spine) - 1:
             nxt = flow.producer_unit(spine[j + 1])
@@ -136,15 +137,16 @@ def stretches(flow: DataFlow, spine: list[int]) -> list[tuple[int, list[Unit]]]:
             if sum(1 for v in nxt.inputs if flow.main(v)) > 1:
                 break  # a join (residual add, concatenation)
             if _is_layer(nxt) and any(isinstance(classify(u), Act) for u in run):
+                after = nxt
                 break
             run.append(nxt)
             j += 1
-        out.append((a, run))
+        out.append((a, run, after))
         i = j
     return out
 
 
-def _verdict_key(flow: DataFlow, start: int, run: list[Unit]) -> tuple[str, str]:
+def _verdict_key(flow: DataFlow, start: int, run: list[Unit], after: Unit | None) -> tuple[str, str]:
     """(kind, tail) of one stretch; stretches with equal keys share one note. The tail names types, not layers."""
     kinds = [(u, classify(u)) for u in run]
     acts = [(u, k) for u, k in kinds if isinstance(k, Act)]
@@ -178,25 +180,26 @@ def _verdict_key(flow: DataFlow, start: int, run: list[Unit]) -> tuple[str, str]
         return "relu-fed", (f"{{Its}} input comes out of a {where}, so it is >= 0, and W = I, b = 0 followed by "
                             f"{last.call.type} passes non-negative values through unchanged: {{it}} can be exactly "
                             "the identity on the values it gets.")
-    if all(classify(u) in ("move", "dropout", "norm") for u in run[run.index(last) + 1:]):
+    if after is None:
         return "relu-end", (f"{{It cannot}} be the identity: the {last.call.type} after {{it}} changes negative "
                             f"values (it outputs {last_kind.range}) and {{its}} input, from {where}, can be "
                             "negative; only the positive part passes.")
-    return "relu-mid", (f"{{It can}} be the identity only on bounded inputs: {acts[0][0].call.type} passes only "
-                        "positive values unchanged, so the layer before it must shift values up with its bias and "
-                        "the layer after shift them back.")
+    return "relu-next", (f"{{It cannot}} be the identity by itself: the {last.call.type} after {{it}} changes "
+                         f"negative values and {{its}} input, from {where}, can be negative. With the "
+                         f"{after.call.type} that follows, it can be the identity on bounded inputs: the bias "
+                         f"shifts values up so the {last.call.type} passes them, and the next layer shifts them back.")
 
 
 _ONE = {"it": "it", "It cannot": "It cannot", "It can": "It can", "Its": "Its", "its": "its"}
 _MANY = {"it": "each", "It cannot": "None of them can", "It can": "Each can", "Its": "Each one's", "its": "its"}
 
 
-def identity_notes(flow: DataFlow, items: list[tuple[int, list[Unit], str]]) -> list[str]:
+def identity_notes(flow: DataFlow, items: list[tuple[int, list[Unit], Unit | None, str]]) -> list[str]:
     """Seed 000: for each width-preserving stretch (start value, units, width text), whether it can be the
     identity; stretches with the same width and the same answer share one note."""
     groups: dict[tuple[str, str, str], list[Unit]] = {}
-    for start, run, width in items:
-        kind, tail = _verdict_key(flow, start, run)
+    for start, run, after, width in items:
+        kind, tail = _verdict_key(flow, start, run, after)
         groups.setdefault((width, kind, tail), []).extend(u for u in run if _is_layer(u))
     notes = []
     for (width, _, tail), layers in groups.items():
