@@ -236,6 +236,10 @@ class _DispatchRecorder(TorchDispatchMode):
         if name in _SKIP_OPS or name.startswith("prim."):
             return func(*args, **kwargs)
         st = self.state
+        with torch._C.DisableTorchFunction():  # our own metadata reads must not re-enter the function mode
+            return self._record(func, name, st, args, kwargs)
+
+    def _record(self, func: Any, name: str, st: _State, args: Any, kwargs: dict[str, Any]) -> Any:
         try:
             out = func(*args, **kwargs)
         except BaseException as exc:
@@ -260,6 +264,11 @@ class _DispatchRecorder(TorchDispatchMode):
 
 # --- module hooks -----------------------------------------------------------------------------------
 def _module_pre_hook(module: nn.Module, args: Any) -> None:
+    with torch._C.DisableTorchFunction():
+        _open_module_call(module)
+
+
+def _open_module_call(module: nn.Module) -> None:
     st = _ACTIVE
     if st is None or st.phase != "forward":
         return
@@ -272,6 +281,11 @@ def _module_pre_hook(module: nn.Module, args: Any) -> None:
 
 def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: Any = None) -> None:
     # on an exception torch calls always_call hooks as hook(module, args, None): kwargs is then None too
+    with torch._C.DisableTorchFunction():
+        _close_module_call(args, kwargs, output)
+
+
+def _close_module_call(args: Any, kwargs: Any, output: Any) -> None:
     st = _ACTIVE
     if st is None or st.phase != "forward" or not st.stack:
         return
