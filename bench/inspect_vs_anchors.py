@@ -174,7 +174,6 @@ def main() -> None:
             results[case][tool] = r
             print(case, tool, r, flush=True)
     import torch
-
     from _table import write_section
 
     header = (f"## `aelab inspect` vs the anchors\n\n`python bench/inspect_vs_anchors.py` — torch {torch.__version__},"
