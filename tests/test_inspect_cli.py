@@ -128,3 +128,14 @@ def test_bad_input_in_a_real_process_has_no_traceback(run_cli) -> None:
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["aelab: input '28x' is not a shape: write sizes joined by 'x' or ',', "
                                                "e.g. 1x28x28 or 8,100,201"]
+
+
+def test_explain_adds_formulas_checked_against_the_real_layers(cli) -> None:
+    out = cli("inspect", "examples/seeds.py:Conv1dNet", "--input", "2x8x50", "--explain", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    layers = {layer["name"]: layer for layer in json.loads(out.stdout)["layers"]}
+    # 48 = 50 − 3 + 1, the length the real Conv1d(8, 16, 3) produces (row shape comes from the trace)
+    assert "L_out = ⌊(50 + 2·0 − 1·(3 − 1) − 1) / 1⌋ + 1 = 48" in layers["conv"]["formula"]
+    assert layers["conv"]["output_shapes"] == [[2, 16, 48]]
+    assert layers["fc"]["formula"][0] == "y = x Wᵀ + b"
+    assert "W (4, 768), b (4,)" in layers["fc"]["formula"]

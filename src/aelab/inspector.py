@@ -27,6 +27,7 @@ class Report:
     bottleneck: Any = None  # aelab.analysis.bottleneck.Bottleneck, when the analysis ran
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
+    formulas: dict[str, list[str]] = field(default_factory=dict)  # row name -> formula lines (--explain)
 
     @property
     def rows(self) -> list[Any]:
@@ -65,8 +66,31 @@ def _bottleneck(trace: Trace, model: nn.Module) -> Any:
     return find_bottleneck(trace, collect_hints(model))
 
 
+def _formulas(report: Report, model: nn.Module) -> dict[str, list[str]]:
+    """Output-size formulas with the numbers filled in, for conv/pool/linear/flatten rows."""
+    from aelab.analysis.formulas import explain_module
+
+    out: dict[str, list[str]] = {}
+    for row in report.summary.rows:
+        if row.kind != "module" or not row.input_shapes or "#" in row.name or not row.input_shapes[0]:
+            continue
+        try:
+            module = model.get_submodule(row.name)
+            shape = row.input_shapes[0]
+            exp = explain_module(module, tuple(shape[1:]), batch=shape[0])
+        except Exception:  # a layer the formulas do not model (or a subclass that changes its forward)
+            continue
+        if exp is None:
+            continue
+        lines = [exp.equation] + [d.formula for d in exp.derivations]
+        if exp.weight_shape:
+            lines.append(f"W {tuple(exp.weight_shape)}" + (f", b {tuple(exp.bias_shape)}" if exp.bias_shape else ""))
+        out[row.name] = lines
+    return out
+
+
 def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, backward: bool = True,
-            name: str | None = None, **kwinputs: InputLike) -> Report:
+            name: str | None = None, explain: bool = False, **kwinputs: InputLike) -> Report:
     """Shapes, parameters, FLOPs and the bottleneck of `model` on `inputs` (shapes or tensors).
 
     Runs on meta or fake tensors, so no activation memory is used and the model comes back exactly
@@ -82,4 +106,6 @@ def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, back
     report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
                     notes=list(trace.notes))
     report.bottleneck = _bottleneck(trace, model)
+    if explain:
+        report.formulas = _formulas(report, model)
     return report

@@ -25,7 +25,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             {"name": r.name, "type": r.type, "kind": r.kind, "depth": r.depth,
              "input_shapes": [list(s) for s in r.input_shapes], "output_shapes": [list(s) for s in r.output_shapes],
              "params": r.params, "trainable_params": r.trainable_params, "flops": r.flops,
-             "flops_other": r.flops_other, "flops_backward": r.flops_backward, "output_bytes": r.output_bytes}
+             "flops_other": r.flops_other, "flops_backward": r.flops_backward, "output_bytes": r.output_bytes,
+             **({"formula": report.formulas[r.name]} if r.name in report.formulas else {})}
             for r in report.rows
         ],
         "totals": {k: v for k, v in asdict(totals).items() if k not in ("not_counted",)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aelab.render.table import bottleneck_lines, error_lines, totals_lines
+from aelab.render.table import bottleneck_lines, error_lines, formula_lines, totals_lines
 from aelab.render.units import count, shape, shapes, si
 
 if TYPE_CHECKING:
@@ -28,8 +28,10 @@ def render_markdown(report: Report) -> str:
                      f"{si(row.flops_other) if row.flops_other else '—'} |")
     lines.append("")
     lines.extend(f"- {_cell(line)}" for line in totals_lines(report) + error_lines(report))
+    formulas = formula_lines(report)
+    if formulas:
+        lines += ["", "```", *formulas, "```"]
     section = bottleneck_lines(report)
     if section:
-        lines.append("")
-        lines.extend(f"> {_cell(line)}" for line in section)
+        lines += ["", "```", *section, "```"]
     return "\n".join(lines) + "\n"

@@ -107,6 +107,18 @@ def error_lines(report: Report) -> list[str]:
             "Run `aelab doctor` on the same model and inputs for the fix."]
 
 
+def formula_lines(report: Report) -> list[str]:
+    """`--explain`: each conv/pool/linear/flatten layer's formulas with its numbers, under the table."""
+    if not report.formulas:
+        return []
+    types = {r.name: r.type for r in report.summary.rows}
+    lines = ["Formulas (--explain):"]
+    for name, formulas in report.formulas.items():
+        lines.append(f"  {name} ({types.get(name, '')}): {formulas[0]}")
+        lines.extend(f"      {f}" for f in formulas[1:])
+    return lines
+
+
 def bottleneck_lines(report: Report) -> list[str]:
     if report.bottleneck is None:
         return []
@@ -127,9 +139,9 @@ def render_text(report: Report, width: int = 140, color: bool = False) -> str:
     console.print(build_table(report))
     for line in totals_lines(report) + error_lines(report):
         console.print(line, markup=False)
-    section = bottleneck_lines(report)
-    if section:
-        console.print("")
-        for line in section:
-            console.print(line, markup=False)
+    for section in (formula_lines(report), bottleneck_lines(report)):
+        if section:
+            console.print("")
+            for line in section:
+                console.print(line, markup=False)
     return buf.getvalue()

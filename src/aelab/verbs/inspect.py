@@ -62,7 +62,8 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
     model = build_model(model_spec, parse_kwargs(args), device=check_device(device))
     positional = [s for s in input_specs if s.name is None]
     keyword = {s.name: s for s in input_specs if s.name is not None}
-    report = inspect(model, *positional, depth=depth, backward=not no_backward, name=model_spec.name, **keyword)
+    report = inspect(model, *positional, depth=depth, backward=not no_backward, name=model_spec.name,
+                     explain=explain_rows, **keyword)
     if bottleneck_only:
         from aelab.render.table import bottleneck_lines
 
