@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import seeds
 import torch
+
 from truth import flop_counter
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,11 +10,11 @@ import pytest
 import seeds
 import torch
 from torch import nn
-from truth import hook_shapes
 
 import aelab
 from aelab.errors import UsageError
 from aelab.render.graph import DECODER_FILL, ENCODER_FILL, LATENT_COLOR, NO_DOT, data_flow, render_graph
+from truth import hook_shapes
 
 
 def _edges(source: str) -> list[tuple[str, str, str]]:
@@ -36,7 +36,7 @@ def test_ae_edges_carry_the_real_shapes() -> None:
     # a chain input -> 6 layers -> output, each edge labelled with the shape the producer really returned
     assert len(edges) == 7
     layers = ["encoder.0", "encoder.1", "encoder.2", "decoder.0", "decoder.1", "decoder.2"]
-    for (src, dst, label), layer in zip(edges[1:], layers):
+    for (src, _dst, label), layer in zip(edges[1:], layers):
         assert names[src] == layer.rsplit(".", 1)[-1]
         assert label == "×".join(map(str, truth[layer][1][0]))
     assert edges[0][2] == "3×784" and edges[-1][2] == "3×784"

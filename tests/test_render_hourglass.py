@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import seeds
 import torch
-from truth import hook_shapes
 
 import aelab
 from aelab.errors import UsageError
 from aelab.render.hourglass import COLORS, bars, hourglass_svg, render_hourglass
+from truth import hook_shapes
 
 
 def _widths(svg: str) -> list[str]:
