@@ -284,19 +284,21 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
     if bypassing:
         notes.append(bypass_note(flow, latent, bypassing, sizes))
     if lat_size > in_size:
-        per = (f" ({lat_pp} per {sizes.word} against {in_pp})" if lat_pp is not None and in_pp is not None else "")
+        per = f" ({lat_pp:,} per {sizes.word} against {in_pp:,})" if lat_pp is not None and in_pp is not None else ""
         notes.append(f"The latent is wider than the input: {lat_size:,} values per sample against {in_size:,}{per}.")
     notes += attribute_notes(flow, hints, enc, dec, latent, source, narrow_from, _shape)
     notes += noise_notes(flow, latent, source)
     notes += tied_notes(flow, enc_units, dec_units)
     notes += _structure_notes(flow, spine, per_position, sizes.word)
     if bypass:
-        notes.append(f"Off the route through the latent (neither before nor after it): {', '.join(bypass)}.")
+        notes.append(f"Off the route through the latent (neither before nor after it): {listing(bypass)}.")
     ratio = in_size / lat_size
     ratio_pp = in_pp / lat_pp if in_pp is not None and lat_pp is not None and lat_pp else None
     text = verdict(sizes, is_ae=is_ae, source=source, layer=name, shape=_shape(flow.values[latent].shape, flow.batch),
                    x_shape=_shape(x_shape, flow.batch), y_shape=_shape(y_shape, flow.batch),
-                   is_output=latent == y or all(u.is_move for u in _units_between(flow, spine, latent, y)))
+                   is_output=latent == y or all(u.is_move for u in _units_between(flow, spine, latent, y)),
+                   narrower=(_name(flow, narrow_from), flow.per_sample(narrow_from) or 0)
+                   if source == "attribute" and (flow.per_sample(narrow_from) or lat_size) < lat_size else None)
     return Bottleneck(
         layer=name, shape=list(flow.values[latent].shape), per_sample=lat_size, per_position=lat_pp,
         compression_ratio=round(ratio, 4), compression_ratio_per_position=round(ratio_pp, 4) if ratio_pp else None,
@@ -304,6 +306,11 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
         decoder=decoder, type=lat_unit.call.type if lat_unit else "input", input_shape=list(x_shape),
         input_per_sample=in_size, input_per_position=in_pp, positions=lat_pos, batch=flow.batch,
         bypass_per_sample=sizes.bypass, bypass=bypass, position_word=sizes.word if ext else "")
+
+
+def _name(flow: DataFlow, vid: int) -> str:
+    unit = flow.producer_unit(vid)
+    return unit.name if unit is not None else "input"
 
 
 def _shape(shape: tuple[int, ...] | list[int], batch: int) -> str:

@@ -237,8 +237,18 @@ def ratio_text(r: float) -> str:
 
 
 def verdict(s: Sizes, *, is_ae: bool, source: str, layer: str, shape: str, x_shape: str, y_shape: str,
-            is_output: bool) -> str:
-    """One sentence in plain words: does the model compress, by how much, and what undoes it."""
+            is_output: bool, narrower: tuple[str, int] | None = None) -> str:
+    """One sentence in plain words: does the model compress, by how much, and what undoes it. `narrower`: a
+    narrower point (layer, values per sample) than the model's own encoder output, for the sentence to name."""
+    text = _verdict(s, is_ae=is_ae, source=source, layer=layer, shape=shape, x_shape=x_shape, y_shape=y_shape,
+                    is_output=is_output)
+    if narrower is not None and is_ae:
+        text = f"{text[:-1]}; the data path narrows further, to {narrower[1]:,} per sample at {narrower[0]}."
+    return text
+
+
+def _verdict(s: Sizes, *, is_ae: bool, source: str, layer: str, shape: str, x_shape: str, y_shape: str,
+             is_output: bool) -> str:
     r = s.input / s.latent
     fewer = f" ({ratio_text(r)}x fewer values per sample than the input)" if r > 1 else ""
     if not is_ae:
@@ -250,7 +260,7 @@ def verdict(s: Sizes, *, is_ae: bool, source: str, layer: str, shape: str, x_sha
                     else f"{layer} {shape}, {s.latent:,} values per sample")
         return (f"Not an autoencoder: the output {y_shape} does not reconstruct the input {x_shape}; "
                 f"its narrowest representation is {what}{fewer}.")
-    where = f"the latent ({layer}, {shape})"
+    where = f"the latent {layer} {shape}"
     if s.bypass and s.bypass + s.latent >= s.input:
         return (f"Not a bottleneck: skip connections carry {s.bypass:,} values per sample around {where}, which "
                 f"holds {s.latent:,}; with them the decoder sees {s.bypass + s.latent:,} per sample, no fewer than "

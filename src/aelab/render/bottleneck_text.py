@@ -72,12 +72,12 @@ def bottleneck_lines(b: Bottleneck) -> list[str]:
         if r.bypass_per_sample:
             extra.append(f"{r.bypass_per_sample:,} bypass")
         table.append((r.layer, r.type, _shape(r.shape, b.batch), f"{r.per_sample:,}", pp, "  ".join(extra)))
-    heads = ("layer", "type", "shape", "per sample", f"per {pos_word}" if pos_word else "per position", "")
+    heads = ("layer", "type", "shape", "per sample", f"per {pos_word}", "")
+    keep = [0, 1, 2, 3, 4, 5] if pos_word else [0, 1, 2, 3, 5]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(heads)]
     lines.append(f"Widths along the data path (batch N = {b.batch}, the first dim of the first input):")
     for row in (heads, *table):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]),
-                 row[3].rjust(widths[3]), row[4].rjust(widths[4]), row[5]]
+        cells = [row[i].rjust(widths[i]) if i in (3, 4) else row[i].ljust(widths[i]) for i in keep]
         lines.append(("  " + "  ".join(cells)).rstrip())
     if b.notes:
         lines.append("Notes:")
