@@ -154,3 +154,34 @@ def test_cli_bad_usage_in_a_real_process(run_cli) -> None:  # type: ignore[no-un
     r = run_cli("doctor", "examples/broken.py:ConvNet2dWrong", "--input", "0x28")
     assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert r.stderr.startswith("aelab: ") and "Traceback" not in r.stderr
+
+
+def _doc_examples() -> list[tuple[list[str], str, int | None]]:
+    """(argv after 'aelab', expected output, expected exit code or None) for each command in docs/doctor.md."""
+    text = (ROOT / "docs" / "doctor.md").read_text(encoding="utf-8")
+    found = []
+    for block in text.split("```console\n")[1:]:
+        body = block.split("```", 1)[0]
+        for chunk in body.split("$ ")[1:]:
+            command, _, output = chunk.partition("\n")
+            if command.startswith("aelab "):
+                found.append((command.split()[1:], output, None))
+            elif command == "echo $?" and found:
+                found[-1] = (found[-1][0], found[-1][1], int(output.strip()))
+    return found
+
+
+def test_docs_examples_are_real_output() -> None:
+    from aelab.analysis.explainers import EXPLAINERS
+    from aelab.spec import parse_model_spec, parse_shape
+
+    examples = _doc_examples()
+    assert len(examples) >= 8
+    for argv, expected, code in examples:
+        assert argv[0] == "doctor" and argv[2] == "--input" and len(argv) == 4, argv
+        spec = parse_model_spec(argv[1])
+        d = diagnose(_model(spec.source, spec.name), parse_shape(argv[3]), name=spec.name)
+        assert render_text(d) == expected, argv
+        assert code is None or d.exit_code == code, argv
+    doc = (ROOT / "docs" / "doctor.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in doc for name in EXPLAINERS)

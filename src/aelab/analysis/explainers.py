@@ -273,13 +273,17 @@ def explain_other_error(ctx: Context) -> list[Finding]:
     No fix is guessed."""
     if ctx.error is None:
         return []
-    call = ctx.layer or ctx.call
-    name = call.module if call is not None and call.kind == "module" else (call.name if call else "")
-    type_ = call.type if call is not None else ctx.trace.model_type
+    call = ctx.layer if ctx.layer is not None and ctx.layer.parent is not None else ctx.call
     if call is not None and call.parent is None:
-        name, type_ = "", ctx.trace.model_type
-    got = ", ".join(shape_text(t.shape, ctx.batch) for t in call.inputs) if call is not None else ""
-    where = name or f"{ctx.trace.model_type}.forward"
+        call = None  # raised in the model's own forward, outside any torch call
+    if call is None:
+        name, type_, where = "", ctx.trace.model_type, f"{ctx.trace.model_type}.forward"
+    elif call.kind == "module":
+        name, type_, where = call.module, call.type, call.module
+    else:
+        name, type_, where = call.name, call.type, f"{call.name} {ctx.where(call)}"
+    tensors = call.inputs if call is not None else ctx.trace.inputs
+    got = ", ".join(shape_text(t.shape, ctx.batch) for t in tensors)
     return [Finding("other_error", name, type_, f"{where} raised {ctx.error.exc_type}, which the doctor has "
                     "no explainer for; the original error is below", f"input {got}" if got else "no tensor input",
                     "see the error", None, None, [], error_text(ctx.error), None)]
