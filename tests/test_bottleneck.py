@@ -181,3 +181,16 @@ def test_no_data_path_gives_none() -> None:
             return self.p * 2
 
     assert find_bottleneck(record(Constant(), [(2, 5)], backward=False)) is None
+
+
+def test_path_starts_at_the_input_the_output_depends_on() -> None:
+    class UsesSecond(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 2)
+
+        def forward(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x)
+
+    b = find_bottleneck(record(UsesSecond(), [(3, 4), (3, 6)], backward=False))
+    assert b is not None and b.input_shape == [3, 6] and b.layer == "lin" and b.compression_ratio == 6 / 2

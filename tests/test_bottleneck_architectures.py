@@ -144,3 +144,23 @@ def test_random_dense_stacks(widths: list[int], batch: int) -> None:
     # hidden width i is made by Linear 2i and its Tanh 2i+1: the code is that Tanh's output
     assert b.layer == str(2 * last + 1)
     assert len(b.encoder) == 2 * last + 2 and len(b.encoder) + len(b.decoder) == len(layers) - 1
+
+
+def test_encoder_output_wider_than_a_point_inside_it() -> None:
+    """Seed 001's other case: the model's `encoder` narrows to 8 and then widens to 64 before handing on."""
+
+    class WideningEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(784, 8), nn.ReLU(), nn.Linear(8, 64))
+            self.decoder = nn.Linear(64, 784)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.decoder(self.encoder(x))
+
+    b = analyse(WideningEncoder(), (2, 784))
+    assert b.layer == "encoder.2" and b.per_sample == 64 and b.latent_source == "attribute"
+    assert "narrows further, to 8 per sample at encoder.0" in b.verdict
+    assert any("to 8 per sample from encoder.0 on, inside `encoder`" in n for n in b.notes)
+    plain = find_bottleneck(record(WideningEncoder(), [(2, 784)], backward=False))  # no hints: width alone
+    assert plain is not None and plain.layer == "encoder.1" and plain.per_sample == 8

@@ -212,7 +212,8 @@ def _keeps(shape: tuple[int, ...], ext: tuple[int, ...], batch: int, exact: bool
 
 
 def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck | None:
-    """The bottleneck of the model that made `trace`; None when no output depends on the first input."""
+    """The bottleneck of the model that made `trace`; None when no output depends on any input. The data path
+    starts at the first input some output depends on; the batch is the first dim of the first input."""
     flow = DataFlow(trace)
     if flow.x is None or flow.y is None:
         return None
@@ -274,8 +275,8 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
     lat_unit = flow.producer_unit(latent)
     name = lat_unit.name if lat_unit else "input"
     notes: list[str] = []
-    if not trace.inputs[0].dtype.startswith(("float", "bfloat", "complex")):
-        notes.append(f"The input holds {trace.inputs[0].dtype} values (ids, not features): sizes count values, "
+    if not flow.values[x].dtype.startswith(("float", "bfloat", "complex")):
+        notes.append(f"The input holds {flow.values[x].dtype} values (ids, not features): sizes count values, "
                      "and a ratio against it compares counts only.")
     if not reconstructs and is_ae:
         notes.append(f"The output {_shape(y_shape, flow.batch)} differs in size from the input "

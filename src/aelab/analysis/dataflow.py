@@ -123,9 +123,14 @@ class DataFlow:
         self.units: list[Unit] = []
         self._build()
         self.batch = trace.inputs[0].shape[0] if trace.inputs and trace.inputs[0].shape else 1
-        self.x: int | None = 0 if trace.inputs else None
-        self.from_x = self._forward({self.x} if self.x is not None else set())
-        self.y = self._pick_output()
+        self.x: int | None = None
+        self.from_x: set[int] = set()
+        self.y: int | None = None
+        for i in range(len(trace.inputs)):  # the first input that some output depends on (values 0.. are inputs)
+            self.x, self.from_x = i, self._forward({i})
+            self.y = self._pick_output()
+            if self.y is not None:
+                break
         self.to_y = self._backward(self.y) if self.y is not None else set()
         self.noise_units = [u.index for u in self.units if u.base in NOISE and u.call.kind == "function"]
         self.noisy = self._forward({v for i in self.noise_units for v in self.units[i].outputs})
