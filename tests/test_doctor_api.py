@@ -197,3 +197,15 @@ def test_module_config_is_plain_data() -> None:
     cfg = describe_modules(nn.Conv2d(1, 16, 5, padding=2))[""]
     assert isinstance(cfg, ModuleConfig) and copy.deepcopy(cfg) == cfg
     assert cfg.hyper["kernel_size"] == (5, 5) and cfg.hyper["bias"] is True
+
+
+def test_a_model_that_cannot_be_copied_is_reported_not_crashed() -> None:
+    import threading
+
+    from broken import Conv1dNetWrong
+
+    model = Conv1dNetWrong()
+    model.lock = threading.Lock()  # type: ignore[assignment]  # deepcopy cannot copy a lock
+    d = diagnose(model, (2, 8, 50))
+    assert d.status == "stuck" and d.findings[0].fix == "nn.Linear(768, 4)" and not d.findings[0].applied
+    assert d.stopped is not None and "could not be applied" in d.stopped

@@ -224,11 +224,15 @@ def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, n
         if len(findings) >= max_fixes:
             status, stopped = "limit", f"stopped after {max_fixes} fixes; more problems remain"
             break
-        chosen = None
+        chosen, failure = None, None
         for cand in candidates:
             if cand.action is None:
                 continue
-            trial = apply_fix(state, cand.action)
+            try:
+                trial = apply_fix(state, cand.action)
+            except Exception as exc:  # a model deepcopy cannot copy, a layer its class cannot rebuild
+                failure = f"the fix could not be applied to a copy of the model ({type(exc).__name__}: {exc})"
+                continue
             trial_trace = _trace(trial)
             after = examine(trial_trace, describe_modules(trial.model))
             if not after or not same_problem(after[0], cand):
@@ -239,7 +243,7 @@ def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, n
             findings.append(first)
             status = "stuck"
             stopped = ("no fix is known for this problem" if all(c.action is None for c in candidates) else
-                       "the fix did not remove the problem")
+                       failure or "the fix did not remove the problem")
             break
         cand, state, trace = chosen
         findings.append(replace(cand, applied=True))
