@@ -209,3 +209,20 @@ def test_a_model_that_cannot_be_copied_is_reported_not_crashed() -> None:
     d = diagnose(model, (2, 8, 50))
     assert d.status == "stuck" and d.findings[0].fix == "nn.Linear(768, 4)" and not d.findings[0].applied
     assert d.stopped is not None and "could not be applied" in d.stopped
+
+
+def test_a_layer_called_twice_is_followed_to_its_second_call() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(4, 4, 3)
+            self.fc = nn.Linear(4 * 48, 2)  # sized for one conv; two make 50 → 48 → 46
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(self.conv(x)).flatten(1))
+
+    d = diagnose(Twice(), (2, 4, 50))
+    assert [f.fix for f in d.findings] == ["nn.Linear(184, 2)"]
+    assert d.findings[0].derivation == "184 = 4 × 46, the flattened output of conv#2 (4, 46), where 46 = 48 − 3 + 1"
+    real = Twice()
+    assert real.conv(real.conv(torch.randn(2, 4, 50))).flatten(1).shape[1] == 184

@@ -225,7 +225,7 @@ def find_source(flow: Flow, tensor: TensorInfo, modules: dict[str, ModuleConfig]
     path = flow.walk_back(tensor.tid)
     for call in path:
         cin, cout = call.inputs[0].shape, call.outputs[0].shape if call.outputs else shape
-        cfg = modules.get(call.name) if call.kind == "module" else None
+        cfg = modules.get(call.module) if call.kind == "module" else None
         if is_sizing(cfg) or (cfg is not None and cfg.base in ("Linear", "Embedding")):
             return Source(call, cout, merged)
         if cin == cout:
