@@ -1,7 +1,7 @@
 """aelab: see PyTorch networks layer by layer; build, train and judge autoencoders.
 
-The public API is small: `inspect` (shapes, params, FLOPs, bottleneck of any model) and
-`build` (an autoencoder for any input shape). Everything else is reached through those
+The public API is small: `inspect` (shapes, params, FLOPs, bottleneck of any model),
+`diagnose` (the shape doctor) and `build` (an autoencoder for any input shape). Everything else is reached through those
 records or through the `aelab` command.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "build", "inspect"]
+__all__ = ["__version__", "build", "diagnose", "inspect"]
 
 if TYPE_CHECKING:
+    from aelab.doctor_fix import diagnose
     from aelab.inspector import inspect
     from aelab.models import build
 
@@ -23,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from aelab.inspector import inspect
 
         return inspect
+    if name == "diagnose":
+        from aelab.doctor_fix import diagnose
+
+        return diagnose
     if name == "build":
         from aelab.models import build
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ class _State:
         self.function_names: dict[tuple[int | None, str], int] = {}
         self.module_calls: dict[str, int] = {}
         self.execution = "fake"
+        self.raise_stack: tuple[int, ...] | None = None  # call stack when an exception first left a module
 
     # --- tensors ----------------------------------------------------------------------------------
     def info(self, t: torch.Tensor) -> TensorInfo:
@@ -144,15 +146,16 @@ class _State:
             todo.extend(nxt for nxt, _ in node.next_functions)
 
     def record_error(self, exc: BaseException, *, op: str | None = None, op_inputs: tuple[TensorInfo, ...] = (),
-                     function: str | None = None, function_inputs: tuple[TensorInfo, ...] = ()) -> None:
+                     function: str | None = None, function_inputs: tuple[TensorInfo, ...] = (),
+                     stack: tuple[int, ...] | None = None) -> None:
         if self.error is not None and self.error.message == str(exc):
             # the same exception bubbling up: fill in what the inner level did not know
             if function and not self.error.function:
                 self.error = TraceError(self.error.exc_type, self.error.message, self.error.call_stack,
                                         self.error.op, self.error.op_inputs, function, function_inputs)
             return
-        self.error = TraceError(type(exc).__name__, str(exc), tuple(self.stack), op, op_inputs,
-                                function, function_inputs)
+        self.error = TraceError(type(exc).__name__, str(exc), stack if stack is not None else tuple(self.stack), op,
+                                op_inputs, function, function_inputs)
 
 
 # --- display names of torch functions ---------------------------------------------------------------
@@ -281,6 +284,9 @@ def _open_module_call(module: nn.Module) -> None:
 
 def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: Any = None) -> None:
     # on an exception torch calls always_call hooks as hook(module, args, None): kwargs is then None too
+    st = _ACTIVE
+    if kwargs is None and st is not None and st.raise_stack is None:
+        st.raise_stack = tuple(st.stack)  # an exception is unwinding: where it was raised, innermost first seen
     with torch._C.DisableTorchFunction():
         _close_module_call(args, kwargs, output)
 
@@ -468,6 +474,9 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
         return t
 
     fake_ctx = fake_mode if fake_mode is not None else contextlib.nullcontext()
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    log_level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)  # it logs a traceback whenever a kernel raises; we report the error
     try:
         with fake_ctx, _recording(st), _DispatchRecorder(st), _FunctionRecorder(st):
             try:
@@ -480,8 +489,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
             except BaseException as exc:
                 if st.data_dependent:
                     raise NeedsRealForward(st.data_dependent) from exc
-                if st.error is None:
-                    st.record_error(exc)
+                if st.error is None:  # raised by Python code (e.g. a rank check), not by a kernel
+                    st.record_error(exc, stack=st.raise_stack or ())
                 if st.calls:
                     st.calls[0].failed = True
             outs = flatten_tensors(output)
@@ -489,6 +498,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
             if backward and st.error is None:
                 ran_backward = _record_backward(trainable, st, outs)
     finally:
+        fake_log.setLevel(log_level)
         _restore(model, snap)
     outputs = st.calls[0].outputs if st.calls else []
     return Trace(model_type=type(model).__name__, execution=execution, inputs=inputs, input_names=input_names,
