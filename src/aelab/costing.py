@@ -56,7 +56,7 @@ def record_pattern(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping
 
 def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), freeze: Sequence[str] = (),
          measure: bool = False, device: str | None = None, repeats: int = 20, warmup: int = 3,
-         name: str | None = None, **kwinputs: InputLike) -> BackwardCost:
+         threads: int | None = None, name: str | None = None, **kwinputs: InputLike) -> BackwardCost:
     """What backward costs when only the parameters chosen by the globs train, beside all-trainable.
 
     `trainable`/`freeze` are fnmatch globs over parameter names and the module paths that own them
@@ -77,7 +77,7 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
         from aelab.measure import time_patterns
 
         result.timing = time_patterns(model, specs, kwspecs, {"pattern": flags, "all": everything},
-                                      device=device, repeats=repeats, warmup=warmup)
+                                      device=device, repeats=repeats, warmup=warmup, threads=threads)
     return result
 
 

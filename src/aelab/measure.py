@@ -119,10 +119,16 @@ def _step(model: nn.Module, args: list[torch.Tensor], kwargs: dict[str, torch.Te
 
 def time_patterns(model: nn.Module, inputs: list[InputSpec | torch.Tensor],
                   kwinputs: Mapping[str, InputSpec | torch.Tensor], patterns: Mapping[str, Mapping[str, bool]], *,
-                  device: str | None = None, repeats: int = 20, warmup: int = 3) -> Timing:
-    """Median forward and backward seconds of each `requires_grad` pattern (parameter name -> flag)."""
+                  device: str | None = None, repeats: int = 20, warmup: int = 3,
+                  threads: int | None = None) -> Timing:
+    """Median forward and backward seconds of each `requires_grad` pattern (parameter name -> flag).
+
+    `threads` sets torch's CPU threads for the timed runs only (1 gives steadier numbers on a busy machine).
+    """
     if repeats < 1 or warmup < 0:
         raise UsageError("--repeats must be at least 1 and --warmup at least 0")
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be at least 1")
     dev = resolve_device(device)
     runner = real_model(model, dev)
     args = [_tensor(s, dev) for s in inputs]
@@ -130,6 +136,10 @@ def time_patterns(model: nn.Module, inputs: list[InputSpec | torch.Tensor],
     named = dict(runner.named_parameters())
     before = {p: p.requires_grad for p in runner.parameters()}
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in patterns}
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    used_threads = torch.get_num_threads()
     try:
         for i in range(warmup + repeats):
             order = list(patterns.items())
@@ -144,8 +154,9 @@ def time_patterns(model: nn.Module, inputs: list[InputSpec | torch.Tensor],
         raise UsageError(f"the timed run failed on {dev} ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     finally:
+        torch.set_num_threads(threads_before)
         for p, flag in before.items():
             p.requires_grad_(flag)
     result = {name: PatternTiming(statistics.median(s[0] for s in runs), statistics.median(s[1] for s in runs))
               for name, runs in samples.items()}
-    return Timing(str(dev), repeats, warmup, torch.get_num_threads(), result)
+    return Timing(str(dev), repeats, warmup, used_threads, result)

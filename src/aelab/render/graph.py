@@ -53,6 +53,13 @@ def require_dot() -> None:
         raise UsageError(NO_DOT)
 
 
+def check_target(path: Path, fmt: str | None = None) -> str:
+    """Fail early, before any slow work: `dot` missing, or a format it cannot write. Returns the format."""
+    fmt = _fmt(path, fmt)
+    require_dot()
+    return fmt
+
+
 def pipe(digraph: graphviz.Digraph, fmt: str) -> bytes:
     """The drawing in `fmt`, made by `dot`."""
     require_dot()

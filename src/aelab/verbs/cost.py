@@ -40,13 +40,15 @@ def _write(text: str, out: str | None) -> None:
               help="Timed iterations per pattern (the median is kept).")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
               help="Untimed iterations first.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for --measure (default: torch's; 1 is steadier on a busy machine).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--out", default=None, help="Write the report to this file instead of stdout.")
 @click.option("--graph", default=None,
               help="Draw autograd's backward graph to this .svg/.png, the nodes the pattern skips greyed out.")
 def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable: tuple[str, ...],
-            freeze: tuple[str, ...], measure: bool, device: str | None, repeats: int, warmup: int, fmt: str,
-            out: str | None, graph: str | None) -> None:
+            freeze: tuple[str, ...], measure: bool, device: str | None, repeats: int, warmup: int,
+            threads: int | None, fmt: str, out: str | None, graph: str | None) -> None:
     """Backward FLOPs for a trainable subset, split per layer into input- and weight-gradient work.
 
     Runs forward and backward on fake tensors with exactly the chosen requires_grad pattern and
@@ -62,6 +64,10 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
         from aelab.measure import resolve_device
 
         resolve_device(device)  # fail before the slow part
+    if graph:
+        from aelab.render.graph import check_target
+
+        check_target(Path(graph))
     model = build_model(model_spec, kwargs, device="meta")
     positional = [s for s in input_specs if s.name is None]
     keyword: dict[str, Any] = {s.name: s for s in input_specs if s.name is not None}
@@ -76,7 +82,7 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
         flags = choose_trainable(current_flags(real), trainable, freeze)
         result.timing = time_patterns(real, list(positional), keyword, {"pattern": flags,
                                                                          "all": dict.fromkeys(flags, True)},
-                                      device=str(dev), repeats=repeats, warmup=warmup)
+                                      device=str(dev), repeats=repeats, warmup=warmup, threads=threads)
     if graph:
         from aelab.analysis.backward import choose_trainable
         from aelab.costing import backward_graph, current_flags
