@@ -76,7 +76,8 @@ def totals_lines(cost: BackwardCost) -> list[str]:
     t = cost.timing
     if t is not None:
         p, a = t.patterns["pattern"], t.patterns["all"]
-        lines.append(f"Measured on {t.device} ({t.threads} thread{'' if t.threads == 1 else 's'}), median of {t.repeats} after {t.warmup} warm-up:")
+        threads = f"{t.threads} thread{'' if t.threads == 1 else 's'}"
+        lines.append(f"Measured on {t.device} ({threads}), median of {t.repeats} after {t.warmup} warm-up:")
         lines.append(f"  backward {_ms(p.backward_s)} with this pattern, {_ms(a.backward_s)} all-trainable: "
                      f"time ratio {t.ratio():.3f} beside FLOP ratio {cost.ratio:.3f}")
         total_flops = cost.flops_forward + cost.flops_backward
