@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.analysis.backward import choose_trainable, matches
 from aelab.costing import _walk, backward_graph, cost, requires_grad_pattern
-from aelab.errors import UsageError
+from aelab.errors import ModelError, UsageError
 from truth import flop_counter
 
 
@@ -206,12 +206,42 @@ def test_model_comes_out_unchanged() -> None:
 def test_restores_flags_when_the_forward_fails() -> None:
     broken = __import__("broken").ConvNet2dWrong()
     broken.conv.weight.requires_grad_(False)
-    with pytest.raises(UsageError, match="aelab doctor"):
+    with pytest.raises(ModelError, match="aelab doctor"):  # the model is wrong: exit 1
         cost(broken, (1, 1, 28, 28), trainable=["fc"])
     assert [p.requires_grad for p in broken.parameters()] == [False, True, True, True]
     with pytest.raises(RuntimeError), requires_grad_pattern(broken, {"conv.bias": False}):
         raise RuntimeError("boom")
     assert broken.conv.bias.requires_grad
+
+
+class TiedLM(nn.Module):
+    """An embedding and an output layer sharing one weight (as GPT-2 does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.mix = nn.Linear(16, 16)
+        self.lm_head = nn.Linear(16, 50, bias=False)
+        self.lm_head.weight = self.embed.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(torch.tanh(self.mix(self.embed(ids))))
+
+
+def test_tied_weights_answer_to_either_name() -> None:
+    from aelab.spec import InputSpec
+
+    model = TiedLM()
+    ids = InputSpec((4, 7), torch.long)
+    frozen = cost(model, ids, freeze=["lm_head"])  # the other name of embed.weight
+    assert frozen.frozen == ["embed.weight"] and model.embed.weight.requires_grad
+    real = copy.deepcopy(model)
+    real.embed.weight.requires_grad_(False)
+    out = real(torch.zeros(4, 7, dtype=torch.long))
+    with FlopCounterMode(display=False) as fc:
+        torch.autograd.grad(out.sum(), [p for p in real.parameters() if p.requires_grad])
+    assert frozen.flops_backward == fc.get_total_flops()
+    assert frozen.flops_backward < frozen.flops_backward_all
 
 
 # --- the backward graph --------------------------------------------------------------------------------------

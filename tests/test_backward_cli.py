@@ -106,6 +106,13 @@ def test_bad_glob_in_a_fresh_process(run_cli) -> None:
         "parameters: linear_relu_stack.0, linear_relu_stack.2, linear_relu_stack.4)"]
 
 
+def test_a_broken_model_exits_1(cli) -> None:
+    proc = cli("cost", "examples/broken.py:ConvNet2dWrong", "--input", "1x1x28x28")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("aelab: the forward failed (RuntimeError: ") and "12544" in proc.stderr
+    assert "aelab doctor" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
 def test_cuda_absent_is_one_line(cli) -> None:
     proc = cli("cost", MLP, "--input", "2x1x28x28", "--measure", "--device", "cuda")

@@ -3,6 +3,7 @@ the table's rows are the summary's rows; `Report._repr_html_` gives the same pag
 
 from __future__ import annotations
 
+import html
 import re
 from html.parser import HTMLParser
 
@@ -81,8 +82,13 @@ def test_repr_html_is_the_report() -> None:
     assert all(all(part.strip().startswith(".aelab-report") for part in s.split(",")) for s in selectors)
 
 
-def test_failed_forward_shows_the_error() -> None:
-    report = aelab.inspect(__import__("broken").ConvNet2dWrong(), (1, 1, 28, 28))
+def test_failed_forward_shows_the_error_and_the_doctors_fix() -> None:
+    model = __import__("broken").ConvNet2dWrong()
+    report = aelab.inspect(model, (1, 1, 28, 28))
     page = render_html(report)
     assert "The forward failed in" in page and "aelab doctor" in page
     assert 'class=failed' in page
+    diagnosis = aelab.diagnose(model, (1, 1, 28, 28))
+    page = render_html(report, diagnosis)
+    finding = diagnosis.findings[0]
+    assert finding.fix and html.escape(finding.fix) in page and "12544" in page

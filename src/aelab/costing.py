@@ -30,6 +30,23 @@ def current_flags(model: nn.Module) -> dict[str, bool]:
     return {n: p.requires_grad for n, p in model.named_parameters()}
 
 
+def parameter_aliases(model: nn.Module) -> dict[str, list[str]]:
+    """First name of a tied parameter -> its other names (`embed.weight` -> [`lm_head.weight`])."""
+    first: dict[int, str] = {}
+    out: dict[str, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            out.setdefault(first[id(p)], []).append(n)
+        else:
+            first[id(p)] = n
+    return out
+
+
+def choose(model: nn.Module, trainable: Sequence[str] = (), freeze: Sequence[str] = ()) -> dict[str, bool]:
+    """The flags the globs give this model's parameters (see `aelab.analysis.backward.choose_trainable`)."""
+    return choose_trainable(current_flags(model), trainable, freeze, parameter_aliases(model))
+
+
 @contextlib.contextmanager
 def requires_grad_pattern(model: nn.Module, flags: Mapping[str, bool]) -> Iterator[None]:
     """Set `requires_grad` per parameter name for the duration; restore every flag exactly afterwards."""
@@ -68,7 +85,7 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
         raise UsageError(f"cost() needs a torch.nn.Module, not {type(model).__name__}")
     specs = [as_input_spec(x) for x in inputs]
     kwspecs = {k: as_input_spec(v) for k, v in kwinputs.items()}
-    flags = choose_trainable(current_flags(model), trainable, freeze)
+    flags = choose(model, trainable, freeze)
     everything = dict.fromkeys(flags, True)
     pattern_trace = record_pattern(model, specs, flags, kwspecs)
     all_trace = record_pattern(model, specs, everything, kwspecs)

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
-from aelab.errors import UsageError
+from aelab.errors import ModelError, UsageError
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
@@ -49,25 +49,33 @@ def matches(param: str, pattern: str) -> bool:
     return any(fnmatch.fnmatchcase(c, pattern) for c in _candidates(param))
 
 
-def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (),
-                     freeze: Sequence[str] = ()) -> dict[str, bool]:
+def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (), freeze: Sequence[str] = (),
+                     aliases: Mapping[str, Sequence[str]] | None = None) -> dict[str, bool]:
     """The `requires_grad` flag of every parameter after applying the globs.
 
     With `trainable` globs, exactly the matching parameters train; without, the current flags stay.
-    `freeze` globs then turn matching parameters off. A glob that matches no parameter is a UsageError.
+    `freeze` globs then turn matching parameters off. `aliases` gives a tied parameter's other names
+    (`lm_head.weight` for `embed.weight`): a glob matching any of them matches the parameter.
+    A glob that matches no parameter is a UsageError.
     """
     names = list(current)
+    known = {n: [n, *(aliases or {}).get(n, ())] for n in names}
+
+    def hit(name: str, glob: str) -> bool:
+        return any(matches(alias, glob) for alias in known[name])
+
     for flag, globs in (("--trainable", trainable), ("--freeze", freeze)):
         for g in globs:
-            if not any(matches(n, g) for n in names):
-                sample = ", ".join(sorted({n.rsplit(".", 1)[0] for n in names if "." in n})[:6]) or "none"
+            if not any(hit(n, g) for n in names):
+                modules = sorted({a.rsplit(".", 1)[0] for n in names for a in known[n] if "." in a})
+                sample = ", ".join(modules[:6]) or "none"
                 raise UsageError(f"{flag} {g!r} matches no parameter or module with parameters "
-                                 f"(modules with parameters: {sample}{', ...' if len(names) > 6 else ''})")
+                                 f"(modules with parameters: {sample}{', ...' if len(modules) > 6 else ''})")
     flags = dict(current)
     if trainable:
-        flags = {n: any(matches(n, g) for g in trainable) for n in names}
+        flags = {n: any(hit(n, g) for g in trainable) for n in names}
     for n in names:
-        if any(matches(n, g) for g in freeze):
+        if any(hit(n, g) for g in freeze):
             flags[n] = False
     return flags
 
@@ -310,8 +318,9 @@ def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None
     """Compare backward under a `requires_grad` pattern with backward when every parameter trains."""
     for t, what in ((pattern, "the pattern"), (everything, "all-trainable")):
         if t.error is not None:
-            raise UsageError(f"the forward failed ({t.error.exc_type}: {t.error.message.splitlines()[0]}) while "
-                             f"recording {what}; run `aelab doctor` on the same model and inputs")
+            first = t.error.message.strip().splitlines()[0] if t.error.message.strip() else ""
+            raise ModelError(f"the forward failed ({t.error.exc_type}: {first}) while recording {what}; "
+                             "run `aelab doctor` on the same model and inputs")
     tallies, calls, unattributed = _tally(pattern)
     tallies_all, _, _ = _tally(everything)
     layers = []

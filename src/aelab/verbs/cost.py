@@ -73,22 +73,20 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
     keyword: dict[str, Any] = {s.name: s for s in input_specs if s.name is not None}
     result = cost(model, *positional, trainable=trainable, freeze=freeze, name=model_spec.name, **keyword)
     if measure:
-        from aelab.analysis.backward import choose_trainable
-        from aelab.costing import current_flags
+        from aelab.costing import choose
         from aelab.measure import resolve_device, time_patterns
 
         dev = resolve_device(device)
         real = build_model(model_spec, kwargs, device=str(dev))
-        flags = choose_trainable(current_flags(real), trainable, freeze)
+        flags = choose(real, trainable, freeze)
         result.timing = time_patterns(real, list(positional), keyword, {"pattern": flags,
                                                                          "all": dict.fromkeys(flags, True)},
                                       device=str(dev), repeats=repeats, warmup=warmup, threads=threads)
     if graph:
-        from aelab.analysis.backward import choose_trainable
-        from aelab.costing import backward_graph, current_flags
+        from aelab.costing import backward_graph, choose
         from aelab.render.graph import render_backward_graph
 
-        flags = choose_trainable(current_flags(model), trainable, freeze)
+        flags = choose(model, trainable, freeze)
         render_backward_graph(backward_graph(model, positional, flags, keyword), Path(graph),
                               title=f"{model_spec.name}: backward with {len(result.trainable)} of "
                                     f"{len(result.trainable) + len(result.frozen)} parameter tensors trainable")
