@@ -304,7 +304,7 @@ def _layer_params(trace: Trace, call: CallEvent) -> tuple[int, int]:
     if call.kind != "module" or "#" in call.name:
         return 0, 0
     prefix = call.module + "."
-    owned = [p for p in trace.params if p.name.startswith(prefix)]
+    owned = [p for p in trace.params + trace.shared_params if p.name.startswith(prefix)]  # tied names too
     return sum(p.numel for p in owned), sum(p.numel for p in owned if p.trainable)
 
 
@@ -366,6 +366,11 @@ def _si(value: float) -> str:
     return f"{value:.4g} FLOP"
 
 
+def _amount(value: float, what: str = "") -> str:
+    """' (1.2 MFLOP saved)', or nothing when no multiply-add work is involved."""
+    return f" ({_si(value)}{' ' + what if what else ''})" if value else ""
+
+
 def _names(layers: Iterable[LayerCost], limit: int = 6) -> str:
     names = [lc.name for lc in layers]
     if len(names) > limit:
@@ -381,28 +386,28 @@ def explain(cost: BackwardCost) -> list[str]:
     skipped = [lc for lc in weighted if lc.status == "skipped"]
     if not trains:
         return ["No parameter trains under this pattern, so autograd runs no backward at all."]
-    out = [f"{_names(trains)} {'computes its' if len(trains) == 1 else 'compute their'} weight gradients "
-           f"({_si(sum(lc.flops_backward_weight for lc in trains))})."]
+    out = [f"{_names(trains)} {'computes its' if len(trains) == 1 else 'compute their'} weight gradients"
+           f"{_amount(sum(lc.flops_backward_weight for lc in trains))}."]
     if passes:
         one = len(passes) == 1
         it, they = ("it", "its") if one else ("them", "their")
         out.append(f"{_names(passes)} {'is' if one else 'are'} frozen but still "
                    f"{'propagates' if one else 'propagate'} gradients to {they} "
-                   f"input{'' if one else 's'} ({_si(sum(lc.flops_backward_input for lc in passes))}), because "
+                   f"input{'' if one else 's'}{_amount(sum(lc.flops_backward_input for lc in passes))}, because "
                    f"{trains[0].name} trains earlier in the net and its gradient can only arrive through {it}; "
-                   f"{'it skips its' if one else 'they skip their'} own weight gradients "
-                   f"({_si(sum(lc.skipped_weight for lc in passes))} saved).")
+                   f"{'it skips its' if one else 'they skip their'} own weight gradients"
+                   f"{_amount(sum(lc.skipped_weight for lc in passes), 'saved')}.")
     if skipped:
         one = len(skipped) == 1
         it = "it" if one else "them"
-        out.append(f"{_names(skipped)} {'is' if one else 'are'} skipped entirely "
-                   f"({_si(sum(lc.skipped_input + lc.skipped_weight for lc in skipped))} saved): no trainable "
+        out.append(f"{_names(skipped)} {'is' if one else 'are'} skipped entirely"
+                   f"{_amount(sum(lc.skipped_input + lc.skipped_weight for lc in skipped), 'saved')}: no trainable "
                    f"parameter comes at or before {it}, so no gradient has to pass through {it}.")
     edge = [lc for lc in trains if lc.skipped_input]
     if edge:
         one = len(edge) == 1
-        out.append(f"{_names(edge)} {'skips its' if one else 'skip their'} input gradient "
-                   f"({_si(sum(lc.skipped_input for lc in edge))} saved): no parameter before "
+        out.append(f"{_names(edge)} {'skips its' if one else 'skip their'} input gradient"
+                   f"{_amount(sum(lc.skipped_input for lc in edge), 'saved')}: no parameter before "
                    f"{'it' if one else 'them'} trains.")
     if cost.flops_backward_all:
         out.append(f"Backward: {_si(cost.flops_backward)} against {_si(cost.flops_backward_all)} with every "
