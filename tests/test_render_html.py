@@ -92,3 +92,14 @@ def test_failed_forward_shows_the_error_and_the_doctors_fix() -> None:
     page = render_html(report, diagnosis)
     finding = diagnosis.findings[0]
     assert finding.fix and html.escape(finding.fix) in page and "12544" in page
+
+
+def test_no_data_path_and_depth() -> None:
+    class Constant(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x.new_ones(3)
+
+    page = render_html(aelab.inspect(Constant(), (2, 4)))
+    assert "No data path" in page and 'id="hourglass"' not in page
+    page = render_html(aelab.inspect(seeds.SeqVAE(), (2, 5, 201), depth=1))
+    assert 'data-initial-depth="1"' in page

@@ -102,7 +102,7 @@ def _table(report: Report) -> tuple[str, int]:
     parent = _visible_parents(report, rows)
     has_kids = {p for p in parent.values() if p is not None}
     max_depth = max((r.depth for r in rows), default=1)
-    initial = max_depth if len(rows) <= 60 else min(2, max_depth)
+    initial = report.depth or (max_depth if len(rows) <= 60 else min(2, max_depth))  # `--depth` opens that deep
     out = ['<div class="depth">Show depth: ' + "".join(f'<button type="button" data-depth="{d}">{d}</button>'
                                                        for d in range(1, max_depth + 1)) + "</div>",
            '<div class="scroll"><table id="layers"><thead><tr><th>Layer</th><th>Type</th><th>Input shape</th>'
