@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from aelab.analysis.backward import choose_trainable, matches
-from aelab.costing import _walk, backward_graph, cost, requires_grad_pattern
+from aelab.costing import _walk, backward_graph, choose_trainable, cost, matches, requires_grad_pattern
 from aelab.errors import ModelError, UsageError
 from truth import flop_counter
 

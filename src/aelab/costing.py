@@ -1,6 +1,7 @@
 """`cost(model, *inputs, trainable=..., freeze=...)`: record backward under a `requires_grad` pattern.
 
-This is the part of `aelab cost` that touches the model: it sets the chosen flags, records one run
+This is the part of `aelab cost` that touches the model: it turns the `--trainable`/`--freeze` globs
+into flags (`choose_trainable`), sets them, records one run
 on fake/meta tensors (`aelab.trace.record`) for the pattern and one with every parameter trainable,
 and puts every flag back exactly as it was, whatever happens. The comparison itself is the pure
 analysis `aelab.analysis.backward.backward_cost`. `backward_graph` walks autograd's graph of a
@@ -10,6 +11,7 @@ meta/fake forward (what torchviz draws) so `--graph` can show which nodes the pa
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +20,54 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.analysis.backward import BackwardCost, backward_cost, choose_trainable
+from aelab.analysis.backward import BackwardCost, backward_cost
 from aelab.errors import UsageError
 from aelab.trace.record import InputLike, as_input_spec, model_device, record
 from aelab.trace.records import Trace
 from aelab.trace.tensors import flatten_tensors
+
+
+# --- choosing the trainable parameters --------------------------------------------------------------
+def _candidates(param: str) -> list[str]:
+    """A parameter name and the paths of every module that owns it: 'a.0.weight' -> ['a.0.weight', 'a.0', 'a']."""
+    parts = param.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def matches(param: str, pattern: str) -> bool:
+    """Does a glob name this parameter, or a module that owns it? ('encoder' matches 'encoder.0.weight')."""
+    return any(fnmatch.fnmatchcase(c, pattern) for c in _candidates(param))
+
+
+def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (), freeze: Sequence[str] = (),
+                     aliases: Mapping[str, Sequence[str]] | None = None) -> dict[str, bool]:
+    """The `requires_grad` flag of every parameter after applying the globs.
+
+    With `trainable` globs, exactly the matching parameters train; without, the current flags stay.
+    `freeze` globs then turn matching parameters off. `aliases` gives a tied parameter's other names
+    (`lm_head.weight` for `embed.weight`): a glob matching any of them matches the parameter.
+    A glob that matches no parameter is a UsageError.
+    """
+    names = list(current)
+    known = {n: [n, *(aliases or {}).get(n, ())] for n in names}
+
+    def hit(name: str, glob: str) -> bool:
+        return any(matches(alias, glob) for alias in known[name])
+
+    for flag, globs in (("--trainable", trainable), ("--freeze", freeze)):
+        for g in globs:
+            if not any(hit(n, g) for n in names):
+                modules = sorted({a.rsplit(".", 1)[0] for n in names for a in known[n] if "." in a})
+                sample = ", ".join(modules[:6]) or "none"
+                raise UsageError(f"{flag} {g!r} matches no parameter or module with parameters "
+                                 f"(modules with parameters: {sample}{', ...' if len(modules) > 6 else ''})")
+    flags = dict(current)
+    if trainable:
+        flags = {n: any(hit(n, g) for g in trainable) for n in names}
+    for n in names:
+        if any(hit(n, g) for g in freeze):
+            flags[n] = False
+    return flags
 
 
 def current_flags(model: nn.Module) -> dict[str, bool]:
@@ -43,7 +88,7 @@ def parameter_aliases(model: nn.Module) -> dict[str, list[str]]:
 
 
 def choose(model: nn.Module, trainable: Sequence[str] = (), freeze: Sequence[str] = ()) -> dict[str, bool]:
-    """The flags the globs give this model's parameters (see `aelab.analysis.backward.choose_trainable`)."""
+    """The flags the globs give this model's parameters (see `choose_trainable`)."""
     return choose_trainable(current_flags(model), trainable, freeze, parameter_aliases(model))
 
 

@@ -21,63 +21,19 @@ How a backward kernel is split (`split_op`):
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
-from aelab.errors import ModelError, UsageError
+from aelab.errors import ModelError
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
 conv_backward_flop = cast(Any, _conv_backward_flop)
 #: ops that copy a tensor without computing on it: a copy of a parameter is still the parameter
 _COPIES = frozenset({"aten._to_copy", "aten.clone", "aten.contiguous", "aten.lift_fresh_copy", "aten.expand"})
-
-
-# --- choosing the trainable parameters --------------------------------------------------------------
-def _candidates(param: str) -> list[str]:
-    """A parameter name and the paths of every module that owns it: 'a.0.weight' -> ['a.0.weight', 'a.0', 'a']."""
-    parts = param.split(".")
-    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
-
-
-def matches(param: str, pattern: str) -> bool:
-    """Does a glob name this parameter, or a module that owns it? ('encoder' matches 'encoder.0.weight')."""
-    return any(fnmatch.fnmatchcase(c, pattern) for c in _candidates(param))
-
-
-def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (), freeze: Sequence[str] = (),
-                     aliases: Mapping[str, Sequence[str]] | None = None) -> dict[str, bool]:
-    """The `requires_grad` flag of every parameter after applying the globs.
-
-    With `trainable` globs, exactly the matching parameters train; without, the current flags stay.
-    `freeze` globs then turn matching parameters off. `aliases` gives a tied parameter's other names
-    (`lm_head.weight` for `embed.weight`): a glob matching any of them matches the parameter.
-    A glob that matches no parameter is a UsageError.
-    """
-    names = list(current)
-    known = {n: [n, *(aliases or {}).get(n, ())] for n in names}
-
-    def hit(name: str, glob: str) -> bool:
-        return any(matches(alias, glob) for alias in known[name])
-
-    for flag, globs in (("--trainable", trainable), ("--freeze", freeze)):
-        for g in globs:
-            if not any(hit(n, g) for n in names):
-                modules = sorted({a.rsplit(".", 1)[0] for n in names for a in known[n] if "." in a})
-                sample = ", ".join(modules[:6]) or "none"
-                raise UsageError(f"{flag} {g!r} matches no parameter or module with parameters "
-                                 f"(modules with parameters: {sample}{', ...' if len(modules) > 6 else ''})")
-    flags = dict(current)
-    if trainable:
-        flags = {n: any(hit(n, g) for g in trainable) for n in names}
-    for n in names:
-        if any(hit(n, g) for g in freeze):
-            flags[n] = False
-    return flags
 
 
 # --- which layer a call belongs to --------------------------------------------------------------------
