@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import seeds
 import torch
+import zoo
 from torch import nn
 
 import aelab
-import zoo
 from aelab.spec import parse_shape
 from truth import aelab_flops_torch_counts, flop_counter, hook_shapes, unique_storage_params
 
