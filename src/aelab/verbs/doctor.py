@@ -4,23 +4,9 @@ was found (fixed in the report or not), 2 for bad usage."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
 
-from aelab.errors import UsageError
-from aelab.spec import build_model, parse_kwargs, parse_model_spec, parse_shape
-
-
-def _write(text: str, out: str | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+from aelab.verbs.io import load_model, write_output
 
 
 @click.command(name="doctor")
@@ -49,11 +35,7 @@ def command(ctx: click.Context, spec: str, inputs: tuple[str, ...], args: tuple[
     from aelab.doctor_fix import diagnose
     from aelab.render.doctor_text import render_json, render_text
 
-    input_specs = [parse_shape(s) for s in inputs]
-    model_spec = parse_model_spec(spec)
-    model = build_model(model_spec, parse_kwargs(args), device=device)
-    positional = [s for s in input_specs if s.name is None]
-    keyword = {str(s.name): s for s in input_specs if s.name is not None}
-    diagnosis = diagnose(model, *positional, max_fixes=max_fixes, name=model_spec.name, **keyword)
-    _write(render_json(diagnosis) if fmt == "json" else render_text(diagnosis), out)
+    loaded = load_model(spec, inputs, args, device)
+    diagnosis = diagnose(loaded.model, *loaded.positional, max_fixes=max_fixes, name=loaded.name, **loaded.keyword)
+    write_output(render_json(diagnosis) if fmt == "json" else render_text(diagnosis), out)
     ctx.exit(diagnosis.exit_code)

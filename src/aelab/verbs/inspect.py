@@ -6,30 +6,8 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 
-from aelab.errors import UsageError
-from aelab.spec import build_model, parse_kwargs, parse_model_spec, parse_shape
-
-
-def write_output(text: str, out: str | None) -> None:
-    """Print, or write atomically to `out` (one clear line if it cannot be written)."""
-    if out is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
-
-
-def check_device(device: str) -> str:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here (use meta or cpu)")
-    return device
+from aelab.verbs.io import load_model, write_output
 
 
 @click.command(name="inspect")
@@ -57,13 +35,9 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
     """
     from aelab.inspector import inspect
 
-    input_specs = [parse_shape(s) for s in inputs]
-    model_spec = parse_model_spec(spec)
-    model = build_model(model_spec, parse_kwargs(args), device=check_device(device))
-    positional = [s for s in input_specs if s.name is None]
-    keyword = {s.name: s for s in input_specs if s.name is not None}
-    report = inspect(model, *positional, depth=depth, backward=not no_backward, name=model_spec.name,
-                     explain=explain_rows, **keyword)
+    loaded = load_model(spec, inputs, args, device)
+    report = inspect(loaded.model, *loaded.positional, depth=depth, backward=not no_backward, name=loaded.name,
+                     explain=explain_rows, **loaded.keyword)
     if bottleneck_only:
         from aelab.render.table import bottleneck_lines
 
