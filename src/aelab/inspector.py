@@ -27,7 +27,8 @@ class Report:
     bottleneck: Any = None  # aelab.analysis.bottleneck.Bottleneck, when the analysis ran
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
-    formulas: dict[str, list[str]] = field(default_factory=dict)  # row name -> formula lines (--explain)
+    explanations: dict[str, Any] = field(default_factory=dict)  # row name -> formulas.LayerExplanation
+    diagnosis: Any = None  # aelab.analysis.doctor.Diagnosis, when the forward failed and the doctor ran
 
     @property
     def rows(self) -> list[Any]:
@@ -66,11 +67,11 @@ def _bottleneck(trace: Trace, model: nn.Module) -> Any:
     return find_bottleneck(trace, collect_hints(model))
 
 
-def _formulas(report: Report, model: nn.Module) -> dict[str, list[str]]:
+def _explanations(report: Report, model: nn.Module) -> dict[str, Any]:
     """Output-size formulas with the numbers filled in, for conv/pool/linear/flatten rows."""
     from aelab.analysis.formulas import explain_module
 
-    out: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
     for row in report.summary.rows:
         if row.kind != "module" or not row.input_shapes or "#" in row.name or not row.input_shapes[0]:
             continue
@@ -80,12 +81,8 @@ def _formulas(report: Report, model: nn.Module) -> dict[str, list[str]]:
             exp = explain_module(module, tuple(shape[1:]), batch=shape[0])
         except Exception:  # a layer the formulas do not model (or a subclass that changes its forward)
             continue
-        if exp is None:
-            continue
-        lines = [exp.equation] + [d.formula for d in exp.derivations]
-        if exp.weight_shape:
-            lines.append(f"W {tuple(exp.weight_shape)}" + (f", b {tuple(exp.bias_shape)}" if exp.bias_shape else ""))
-        out[row.name] = lines
+        if exp is not None:
+            out[row.name] = exp
     return out
 
 
@@ -107,5 +104,5 @@ def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, back
                     notes=list(trace.notes))
     report.bottleneck = _bottleneck(trace, model)
     if explain:
-        report.formulas = _formulas(report, model)
+        report.explanations = _explanations(report, model)
     return report

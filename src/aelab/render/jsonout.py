@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 
 def report_dict(report: Report) -> dict[str, Any]:
+    from aelab.render.table import explanation_lines
+
     trace, totals = report.trace, report.summary.totals
     names = trace.input_names
     bottleneck = report.bottleneck
@@ -26,7 +28,7 @@ def report_dict(report: Report) -> dict[str, Any]:
              "input_shapes": [list(s) for s in r.input_shapes], "output_shapes": [list(s) for s in r.output_shapes],
              "params": r.params, "trainable_params": r.trainable_params, "flops": r.flops,
              "flops_other": r.flops_other, "flops_backward": r.flops_backward, "output_bytes": r.output_bytes,
-             **({"formula": report.formulas[r.name]} if r.name in report.formulas else {})}
+             **({"formula": explanation_lines(report.explanations[r.name])} if r.name in report.explanations else {})}
             for r in report.rows
         ],
         "totals": {k: v for k, v in asdict(totals).items() if k not in ("not_counted",)},
@@ -35,6 +37,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "encoder": list(bottleneck.encoder) if bottleneck is not None else [],
         "decoder": list(bottleneck.decoder) if bottleneck is not None else [],
         "error": asdict(trace.error) if trace.error is not None else None,
+        "doctor": report.diagnosis.to_dict() if report.diagnosis is not None else None,
         "notes": report.notes,
     }
 

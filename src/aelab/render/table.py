@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -107,13 +107,22 @@ def error_lines(report: Report) -> list[str]:
             "Run `aelab doctor` on the same model and inputs for the fix."]
 
 
+def explanation_lines(exp: Any) -> list[str]:
+    """A formulas.LayerExplanation as lines: the equation, each size derivation, the weight shapes."""
+    lines = [exp.equation] + [d.formula for d in exp.derivations]
+    if exp.weight_shape:
+        lines.append(f"W {tuple(exp.weight_shape)}" + (f", b {tuple(exp.bias_shape)}" if exp.bias_shape else ""))
+    return lines
+
+
 def formula_lines(report: Report) -> list[str]:
     """`--explain`: each conv/pool/linear/flatten layer's formulas with its numbers, under the table."""
-    if not report.formulas:
+    if not report.explanations:
         return []
     types = {r.name: r.type for r in report.summary.rows}
     lines = ["Formulas (--explain):"]
-    for name, formulas in report.formulas.items():
+    for name, exp in report.explanations.items():
+        formulas = explanation_lines(exp)
         lines.append(f"  {name} ({types.get(name, '')}): {formulas[0]}")
         lines.extend(f"      {f}" for f in formulas[1:])
     return lines

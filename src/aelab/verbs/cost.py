@@ -8,21 +8,7 @@ from typing import Any
 
 import click
 
-from aelab.errors import UsageError
-from aelab.spec import build_model, parse_kwargs, parse_model_spec, parse_shape
-
-
-def _write(text: str, out: str | None) -> None:
-    if out is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+from aelab.verbs.io import load_model, write_output
 
 
 @click.command(name="cost")
@@ -57,9 +43,6 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
     """
     from aelab.costing import cost
 
-    input_specs = [parse_shape(s) for s in inputs]
-    model_spec = parse_model_spec(spec)
-    kwargs = parse_kwargs(args)
     if measure:
         from aelab.measure import resolve_device
 
@@ -68,16 +51,16 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
         from aelab.render.graph import check_target
 
         check_target(Path(graph))
-    model = build_model(model_spec, kwargs, device="meta")
-    positional = [s for s in input_specs if s.name is None]
-    keyword: dict[str, Any] = {s.name: s for s in input_specs if s.name is not None}
-    result = cost(model, *positional, trainable=trainable, freeze=freeze, name=model_spec.name, **keyword)
+    loaded = load_model(spec, inputs, args, device="meta")
+    model, positional = loaded.model, loaded.positional
+    keyword: dict[str, Any] = dict(loaded.keyword)
+    result = cost(model, *positional, trainable=trainable, freeze=freeze, name=loaded.name, **keyword)
     if measure:
         from aelab.costing import choose
         from aelab.measure import resolve_device, time_patterns
 
         dev = resolve_device(device)
-        real = build_model(model_spec, kwargs, device=str(dev))
+        real = loaded.rebuild(str(dev))
         flags = choose(real, trainable, freeze)
         result.timing = time_patterns(real, list(positional), keyword, {"pattern": flags,
                                                                          "all": dict.fromkeys(flags, True)},
@@ -88,13 +71,13 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
 
         flags = choose(model, trainable, freeze)
         render_backward_graph(backward_graph(model, positional, flags, keyword), Path(graph),
-                              title=f"{model_spec.name}: backward with {len(result.trainable)} of "
+                              title=f"{loaded.name}: backward with {len(result.trainable)} of "
                                     f"{len(result.trainable) + len(result.frozen)} parameter tensors trainable")
     if fmt == "json":
         from aelab.render.cost_text import render_cost_json
 
-        _write(render_cost_json(result), out)
+        write_output(render_cost_json(result), out)
     else:
         from aelab.render.cost_text import render_cost_text
 
-        _write(render_cost_text(result, color=out is None and sys.stdout.isatty()), out)
+        write_output(render_cost_text(result, color=out is None and sys.stdout.isatty()), out)

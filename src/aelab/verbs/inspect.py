@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,10 +25,11 @@ from aelab.verbs.io import load_model, write_output
 @click.option("--explain", "explain_rows", is_flag=True,
               help="Add the output-size formula under conv/pool/linear rows.")
 @click.option("--graph", default=None, help="Also draw the data flow with Graphviz to this .svg/.png file.")
+@click.option("--hourglass", default=None, help="Also plot widths along the data path to this .png/.svg file.")
 @click.option("--no-backward", is_flag=True, help="Skip recording backward (faster; no backward FLOPs).")
 def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: int | None, fmt: str,
             out: str | None, device: str, bottleneck_only: bool, explain_rows: bool, graph: str | None,
-            no_backward: bool) -> None:
+            hourglass: str | None, no_backward: bool) -> None:
     """Every layer's shapes, parameters and FLOPs, and the bottleneck, without the model's memory.
 
     FLOPs count a multiply-add as 2, as torch.utils.flop_counter does; elementwise,
@@ -35,9 +37,18 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
     """
     from aelab.inspector import inspect
 
+    if graph:
+        from aelab.render.graph import check_target
+
+        check_target(Path(graph))  # a missing `dot` or a bad suffix fails before the slow part
     loaded = load_model(spec, inputs, args, device)
     report = inspect(loaded.model, *loaded.positional, depth=depth, backward=not no_backward, name=loaded.name,
-                     explain=explain_rows, **loaded.keyword)
+                     explain=explain_rows or fmt == "html", **loaded.keyword)
+    if report.trace.error is not None and fmt in ("html", "json"):
+        from aelab.doctor_fix import diagnose
+
+        keyword: dict[str, Any] = dict(loaded.keyword)
+        report.diagnosis = diagnose(loaded.model, *loaded.positional, name=loaded.name, **keyword)
     if bottleneck_only:
         from aelab.render.table import bottleneck_lines
 
@@ -63,5 +74,9 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
         from aelab.render.graph import render_graph
 
         render_graph(report, Path(graph))
+    if hourglass and report.bottleneck is not None:
+        from aelab.render.hourglass import render_hourglass
+
+        render_hourglass(report.bottleneck, Path(hourglass))
     if report.trace.error is not None:
         raise click.exceptions.Exit(1)  # the user's model is wrong: `aelab doctor` explains it

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from aelab.errors import UsageError
-from aelab.spec import InputSpec, build_model, parse_kwargs, parse_model_spec, parse_shape
+from aelab.spec import InputSpec, ModelSpec, build_model, parse_kwargs, parse_model_spec, parse_shape
 
 
 @dataclass
@@ -21,6 +22,13 @@ class LoadedModel:
     name: str
     positional: list[InputSpec]
     keyword: dict[str, InputSpec] = field(default_factory=dict)
+    spec: ModelSpec | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def rebuild(self, device: str) -> nn.Module:
+        """The same model constructed again on `device` (e.g. real weights for timing)."""
+        assert self.spec is not None
+        return build_model(self.spec, self.kwargs, device=device)
 
 
 def load_model(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], device: str = "meta") -> LoadedModel:
@@ -29,9 +37,10 @@ def load_model(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], device
         raise UsageError("--device cuda: no CUDA device is available here (use meta or cpu)")
     specs = [parse_shape(s) for s in inputs]
     model_spec = parse_model_spec(spec)
-    model = build_model(model_spec, parse_kwargs(args), device=device)
+    kwargs = parse_kwargs(args)
+    model = build_model(model_spec, kwargs, device=device)
     return LoadedModel(model, model_spec.name, [s for s in specs if s.name is None],
-                       {str(s.name): s for s in specs if s.name is not None})
+                       {str(s.name): s for s in specs if s.name is not None}, model_spec, kwargs)
 
 
 def write_output(text: str, out: str | None) -> None:

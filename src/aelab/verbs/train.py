@@ -19,15 +19,18 @@ from aelab.train.config import SCHEDULES
 
 
 def _model_option_help() -> dict[str, str]:
-    """Every option any kind accepts -> help text naming its default and the kinds that take it."""
-    seen: dict[str, tuple[Any, str, list[str]]] = {}
+    """Every option any kind accepts -> help text naming its default(s) and the kinds that take it."""
+    seen: dict[str, tuple[str, dict[str, Any]]] = {}
     for kind, entry in KINDS.items():
         for name, (default, text) in option_help(entry.config).items():
-            seen.setdefault(name, (default, text, []))[2].append(kind)
+            seen.setdefault(name, (text, {}))[1][kind] = default
     out = {}
-    for name, (default, text, kinds) in sorted(seen.items()):
-        default_text = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        out[name] = f"{text} (default {default_text}; kinds: {', '.join(kinds)})"
+    for name, (text, defaults) in sorted(seen.items()):
+        shown = {",".join(map(str, d)) if isinstance(d, tuple) else str(d) for d in defaults.values()}
+        default_text = shown.pop() if len(shown) == 1 else "depends on the kind"
+        if name == "likelihood":
+            default_text = "bernoulli when the data lie in [0, 1], else gaussian"
+        out[name] = f"{text} (default {default_text}; kinds: {', '.join(defaults)})"
     return out
 
 
