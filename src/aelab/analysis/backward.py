@@ -10,7 +10,8 @@ is reported beside it as `*_other`.
 
 How a backward kernel is split (`split_op`):
 - `aten.convolution_backward` computes grad_input and grad_weight in one kernel; each part gets
-  torch's own formula (`conv_backward_flop`) with a one-part output mask.
+  torch's own formula (`conv_backward_flop`) with a one-part output mask (the recorded mask and
+  `transposed` flag; read off the output shapes for traces that lack them).
 - any other kernel whose operands include a parameter (or a view of one, e.g. `Wᵀ`) computes a
   gradient w.r.t. an activation: input-gradient work (`grad_x = grad_y · W`).
 - a kernel without parameter operands whose outputs are shaped like a parameter of its layer
@@ -90,6 +91,14 @@ def _conv_split(op: OpEvent, transposed_hint: bool) -> tuple[int, int] | None:
     if len(op.inputs) < 3:
         return None
     g, x, w = (list(t.shape) for t in op.inputs[:3])
+    mask = op.attrs.get("output_mask")
+    if isinstance(mask, list) and "transposed" in op.attrs:  # recorded: exact, nothing to infer
+        transposed = bool(op.attrs["transposed"])
+        part_in = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
+                                     [True, False, False], out_val=[x, w, None]) if mask[0] else 0
+        part_w = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
+                                    [False, True, False], out_val=[x, w, None]) if mask[1] else 0
+        return int(part_in), int(part_w)
     shapes = [tuple(t.shape) for t in op.outputs]
     options = []
     for transposed in (transposed_hint, not transposed_hint):

@@ -261,8 +261,16 @@ class _DispatchRecorder(TorchDispatchMode):
                               inputs=st.op_infos(args, kwargs),
                               outputs=st.op_infos(out if isinstance(out, (list, tuple)) else (out,), {}),
                               category=counted[0] if counted else None, flops=counted[1] if counted else 0,
-                              is_view=bool(getattr(func, "is_view", False))))
+                              is_view=bool(getattr(func, "is_view", False)), attrs=_attrs(name, args)))
         return out
+
+
+def _attrs(name: str, args: Any) -> dict[str, object]:
+    """Non-tensor arguments worth keeping: which parts a convolution backward computes, and whether the
+    convolution is transposed (they decide input- vs weight-gradient work)."""
+    if name == "aten.convolution_backward" and len(args) >= 11:
+        return {"transposed": bool(args[7]), "output_mask": [bool(m) for m in args[10]]}
+    return {}
 
 
 # --- module hooks -----------------------------------------------------------------------------------

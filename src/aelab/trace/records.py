@@ -31,6 +31,7 @@ class OpEvent:
     category: str | None  # None: no FLOP formula (not counted)
     flops: int
     is_view: bool = False
+    attrs: dict[str, object] = field(default_factory=dict)  # non-tensor arguments some analyses need
 
 
 @dataclass
