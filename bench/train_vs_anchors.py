@@ -1,7 +1,8 @@
 """aelab's trainer against the loops people write and against pythae and PyOD, in one run, on this machine.
 
-1. Throughput: the same dense VAE (784-512-256-16, Bernoulli likelihood, 1.08 M parameters), the same
-   Fashion-MNIST rows, batch size, optimizer (Adam, lr 1e-3, constant) and epochs, trained by
+1. Throughput: the same dense VAE (784-512-256-16, Bernoulli likelihood, 1.08 M parameters, batch 128;
+   then a small one, 784-64-32-16 at batch 32, where the loop around a step matters more), the same
+   Fashion-MNIST rows, optimizer (Adam, lr 1e-3, constant) and epochs, trained by
    - a tutorial loop: `TensorDataset` + `DataLoader(shuffle=True)`,
    - the best hand-written loop: the rows on the device, `x[perm[i:i + B]]`,
    - aelab's trainer (`aelab.train.train`, checkpointing every epoch),
@@ -25,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +44,50 @@ from aelab.evaluate import importance_sampled  # noqa: E402
 from aelab.models import build  # noqa: E402
 from aelab.train import TrainConfig, load_run, train  # noqa: E402
 
-HIDDEN, LATENT, BATCH, LR = [512, 256], 16, 128, 1e-3
+LATENT, LR = 16, 1e-3
 
 
-def _vae() -> Any:
+@dataclass(frozen=True)
+class Arch:
+    """The dense VAE 784-h1-h2-16 every contender trains, and the batch size."""
+
+    hidden: tuple[int, int]
+    batch: int
+
+    @property
+    def name(self) -> str:
+        params = sum(p.numel() for p in _vae(self).parameters())
+        widths = f"784-{self.hidden[0]}-{self.hidden[1]}-{LATENT}"
+        return f"dense VAE {widths} ({params / 1e6:.2f} M parameters), batch {self.batch}"
+
+
+BIG = Arch((512, 256), 128)  # the 1.08 M-parameter model of ANCHORS.md
+SMALL = Arch((64, 32), 32)  # a step cheap enough for the loop around it to matter
+
+
+def _vae(arch: Arch) -> Any:
     torch.manual_seed(0)
-    return build("dense-vae", (1, 28, 28), LATENT, hidden=HIDDEN, likelihood="bernoulli")
+    return build("dense-vae", (1, 28, 28), LATENT, hidden=list(arch.hidden), likelihood="bernoulli")
 
 
-def warm_up(x: Tensor) -> None:
+def warm_up(x: Tensor, arch: Arch) -> None:
     """A few untimed steps, so no contender pays for the first kernels' one-off set-up."""
-    model = _vae()
+    model = _vae(arch)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     for i in range(20):
-        loss = model.loss(x[i * BATCH:(i + 1) * BATCH]).total
+        loss = model.loss(x[i * arch.batch:(i + 1) * arch.batch]).total
         opt.zero_grad()
         loss.backward()
         opt.step()
 
 
-def tutorial_loop(x: Tensor, epochs: int) -> float:
+def tutorial_loop(x: Tensor, epochs: int, arch: Arch) -> float:
     """The loop of the PyTorch tutorials: a DataLoader collating single samples into batches."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    model = _vae()
+    model = _vae(arch)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loader = DataLoader(TensorDataset(x), batch_size=BATCH, shuffle=True)
+    loader = DataLoader(TensorDataset(x), batch_size=arch.batch, shuffle=True)
     start = time.perf_counter()
     for _ in range(epochs):
         for (xb,) in loader:
@@ -78,26 +98,26 @@ def tutorial_loop(x: Tensor, epochs: int) -> float:
     return epochs * len(x) / (time.perf_counter() - start)
 
 
-def hand_loop(x: Tensor, epochs: int) -> float:
+def hand_loop(x: Tensor, epochs: int, arch: Arch) -> float:
     """The fastest plain loop: rows already on the device, one gather per batch."""
-    model = _vae()
+    model = _vae(arch)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     start = time.perf_counter()
     for _ in range(epochs):
         perm = torch.randperm(len(x))
-        for i in range(0, len(x), BATCH):
-            loss = model.loss(x[perm[i:i + BATCH]]).total
+        for i in range(0, len(x), arch.batch):
+            loss = model.loss(x[perm[i:i + arch.batch]]).total
             opt.zero_grad()
             loss.backward()
             opt.step()
     return epochs * len(x) / (time.perf_counter() - start)
 
 
-def aelab_trainer(rows: int, epochs: int, out: Path) -> tuple[float, float, Any]:
+def aelab_trainer(rows: int, epochs: int, out: Path, arch: Arch) -> tuple[float, float, Any]:
     """(samples/s over the training steps, samples/s end to end with checkpoints, the trained model)."""
     config = TrainConfig(kind="dense-vae", data="fashion-mnist", latent=LATENT,
-                         model_options={"hidden": HIDDEN, "likelihood": "bernoulli"}, epochs=epochs,
-                         batch_size=BATCH, lr=LR, schedule="constant", val_fraction=0.0, limit=rows, seed=0)
+                         model_options={"hidden": list(arch.hidden), "likelihood": "bernoulli"}, epochs=epochs,
+                         batch_size=arch.batch, lr=LR, schedule="constant", val_fraction=0.0, limit=rows, seed=0)
     start = time.perf_counter()
     result = train(out, config, quiet=True)
     wall = time.perf_counter() - start
@@ -105,7 +125,7 @@ def aelab_trainer(rows: int, epochs: int, out: Path) -> tuple[float, float, Any]
     return epochs * rows / seconds, epochs * rows / wall, load_run(out).model
 
 
-def _pythae_networks() -> tuple[nn.Module, nn.Module]:
+def _pythae_networks(hidden: tuple[int, int]) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder with aelab's architecture, as the pythae base classes it requires."""
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
@@ -113,9 +133,9 @@ def _pythae_networks() -> tuple[nn.Module, nn.Module]:
     class Encoder(BaseEncoder):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, HIDDEN[0]), nn.ReLU(),
-                                      nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU())
-            self.mean, self.log_var = nn.Linear(HIDDEN[1], LATENT), nn.Linear(HIDDEN[1], LATENT)
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden[0]), nn.ReLU(),
+                                      nn.Linear(hidden[0], hidden[1]), nn.ReLU())
+            self.mean, self.log_var = nn.Linear(hidden[1], LATENT), nn.Linear(hidden[1], LATENT)
 
         def forward(self, x: Tensor) -> Any:
             h = self.body(x)
@@ -124,8 +144,8 @@ def _pythae_networks() -> tuple[nn.Module, nn.Module]:
     class Decoder(BaseDecoder):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(nn.Linear(LATENT, HIDDEN[1]), nn.ReLU(), nn.Linear(HIDDEN[1], HIDDEN[0]),
-                                      nn.ReLU(), nn.Linear(HIDDEN[0], 784), nn.Sigmoid())
+            self.body = nn.Sequential(nn.Linear(LATENT, hidden[1]), nn.ReLU(), nn.Linear(hidden[1], hidden[0]),
+                                      nn.ReLU(), nn.Linear(hidden[0], 784), nn.Sigmoid())
 
         def forward(self, z: Tensor) -> Any:
             return ModelOutput(reconstruction=self.body(z).view(-1, 1, 28, 28))
@@ -151,7 +171,7 @@ class PythaeAsAelab(nn.Module):
         return -nn.functional.binary_cross_entropy(p, x, reduction="none").flatten(1).sum(1)
 
 
-def pythae_trainer(x: Tensor, epochs: int, out: Path) -> tuple[float, Any]:
+def pythae_trainer(x: Tensor, epochs: int, out: Path, arch: Arch) -> tuple[float, Any]:
     import logging
 
     from pythae.data.datasets import BaseDataset
@@ -160,11 +180,12 @@ def pythae_trainer(x: Tensor, epochs: int, out: Path) -> tuple[float, Any]:
 
     logging.getLogger("pythae").setLevel(logging.WARNING)
     torch.manual_seed(0)
-    encoder, decoder = _pythae_networks()
+    encoder, decoder = _pythae_networks(arch.hidden)
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=LATENT, reconstruction_loss="bce"),
                 encoder=encoder, decoder=decoder)
     config = BaseTrainerConfig(output_dir=str(out), num_epochs=epochs, learning_rate=LR,
-                               per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH, no_cuda=True,
+                               per_device_train_batch_size=arch.batch, per_device_eval_batch_size=arch.batch,
+                               no_cuda=True,
                                keep_best_on_train=True, seed=0)
     trainer = BaseTrainer(model=model, train_dataset=BaseDataset(x, torch.zeros(len(x))), training_config=config)
     start = time.perf_counter()
@@ -196,14 +217,14 @@ def shuttle(epochs: int, out: Path) -> list[tuple[str, float, float, float]]:
     rows = []
     start = time.perf_counter()
     config = TrainConfig(kind="dense", data="shuttle", latent=3, model_options={"hidden": [32, 16]}, epochs=epochs,
-                         batch_size=BATCH, normal_class=0, val_fraction=0.0, seed=0)
+                         batch_size=128, normal_class=0, val_fraction=0.0, seed=0)
     train(out, config, quiet=True)
     fit = time.perf_counter() - start
     det = detect(load_run(out), ds, test)
     rows.append(("aelab dense AE (9-32-16-3)", float(det.auroc or 0), float(det.aupr or 0), fit))
     x_train, x_test = ds.x[train_rows].numpy(), ds.x[test].numpy()
     anchors = {"PyOD AutoEncoder (9-32-16-3, its defaults: BN, dropout 0.2)":
-               AutoEncoder(hidden_neuron_list=[32, 16, 3], epoch_num=epochs, batch_size=BATCH, verbose=0,
+               AutoEncoder(hidden_neuron_list=[32, 16, 3], epoch_num=epochs, batch_size=128, verbose=0,
                            random_state=0, device="cpu"),
                "PyOD PCA (its defaults)": PCA()}
     for name, detector in anchors.items():
@@ -215,13 +236,16 @@ def shuttle(epochs: int, out: Path) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def throughput(x: Tensor, rows: int, epochs: int, rounds: int, tmp: Path, notes: list[str]) -> dict[str, list[float]]:
+def throughput(x: Tensor, rows: int, epochs: int, rounds: int, tmp: Path, notes: list[str],
+               arch: Arch) -> dict[str, list[float]]:
     """samples/s of every contender, `rounds` times, the order rotated each round (load changes hit all)."""
+    warm_up(x, arch)
+    tag = f"{arch.hidden[0]}-{arch.batch}"
     contenders = {
-        "tutorial": lambda r: tutorial_loop(x, epochs),
-        "hand": lambda r: hand_loop(x, epochs),
-        "aelab": lambda r: aelab_trainer(rows, epochs, tmp / f"aelab{r}")[0:2],
-        "pythae": lambda r: pythae_trainer(x, epochs, tmp / f"pythae{r}")[0],
+        "tutorial": lambda r: tutorial_loop(x, epochs, arch),
+        "hand": lambda r: hand_loop(x, epochs, arch),
+        "aelab": lambda r: aelab_trainer(rows, epochs, tmp / f"aelab{tag}-{r}", arch)[0:2],
+        "pythae": lambda r: pythae_trainer(x, epochs, tmp / f"pythae{tag}-{r}", arch)[0],
     }
     rates: dict[str, list[float]] = {k: [] for k in [*contenders, "aelab_wall"]}
     names = list(contenders)
@@ -268,14 +292,14 @@ def main() -> None:
     x = ds.x[subset].contiguous()
     x_test = ds.x[ds.parts["test"][: args.nll_rows]].contiguous()
     notes: list[str] = []
-    warm_up(x)
     with tempfile.TemporaryDirectory() as tmp:
-        rates = throughput(x, args.rows, args.epochs, args.rounds, Path(tmp), notes)
+        rates = {arch: throughput(x, args.rows, args.epochs, args.rounds, Path(tmp), notes, arch)
+                 for arch in (BIG, SMALL)}
         nll: dict[str, float] = {}
-        _, _, aelab_model = aelab_trainer(args.rows, args.nll_epochs, Path(tmp) / "aelab-nll")
+        _, _, aelab_model = aelab_trainer(args.rows, args.nll_epochs, Path(tmp) / "aelab-nll", BIG)
         nll["aelab"] = test_nll(aelab_model, x_test, args.nll_samples)
-        if rates["pythae"]:
-            _, pythae_model = pythae_trainer(x, args.nll_epochs, Path(tmp) / "pythae-nll")
+        if rates[BIG]["pythae"]:
+            _, pythae_model = pythae_trainer(x, args.nll_epochs, Path(tmp) / "pythae-nll", BIG)
             nll["pythae"] = test_nll(PythaeAsAelab(pythae_model), x_test, args.nll_samples)
         detection = shuttle(args.shuttle_epochs, Path(tmp) / "shuttle")
     load_after = os.getloadavg()[0]
@@ -297,42 +321,47 @@ def _rate(values: list[float]) -> str:
     return f"{_median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
 
 
-def _table(args: Any, rates: dict[str, list[float]], nll: dict[str, float],
+def _throughput_rows(rates: dict[str, list[float]]) -> list[str]:
+    aelab = _median(rates["aelab"])
+    lines = ["| trainer | samples/s | aelab is | target |", "|---|---:|---:|---|",
+             f"| tutorial `DataLoader` loop | {_rate(rates['tutorial'])} | "
+             f"{aelab / _median(rates['tutorial']):.2f}× as fast | ≥ 5× |",
+             f"| hand-written device-resident loop | {_rate(rates['hand'])} | "
+             f"{aelab / _median(rates['hand']):.2f}× as fast | ≥ 0.9× |"]
+    if rates["pythae"]:
+        lines.append(f"| pythae 0.1.2 `BaseTrainer` | {_rate(rates['pythae'])} | "
+                     f"{aelab / _median(rates['pythae']):.2f}× as fast | ≥ 2× |")
+    else:
+        lines.append("| pythae 0.1.2 `BaseTrainer` | failed (see below) | | ≥ 2× |")
+    wall = _rate(rates["aelab_wall"])
+    return [*lines, f"| **aelab** trainer (training steps) | **{_rate(rates['aelab'])}** | | |",
+            f"| aelab end to end (data load, setup, a checkpoint every epoch) | {wall} | | |"]
+
+
+def _table(args: Any, rates: dict[Arch, dict[str, list[float]]], nll: dict[str, float],
            detection: list[tuple[str, float, float, float]], notes: list[str], load_before: float,
            load_after: float) -> str:
     import pyod
 
-    aelab = _median(rates["aelab"])
     lines = [
         "## Training, NLL and anomaly detection vs the anchors", "",
         f"`python bench/train_vs_anchors.py` — torch {torch.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, {torch.get_num_threads()} threads; pythae 0.1.2, PyOD {pyod.__version__}. "
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} thread(s); pythae 0.1.2, PyOD {pyod.__version__}. "
         f"Load average {load_before:.1f} before, {load_after:.1f} after (other work shared the cores: compare "
         "rows of one run, not runs).", "",
-        f"Throughput: dense VAE 784-{HIDDEN[0]}-{HIDDEN[1]}-{LATENT} (Bernoulli, 1.08 M parameters), "
-        f"{args.rows:,} Fashion-MNIST training rows, batch {BATCH}, Adam lr {LR:g}, {args.epochs} epoch(s) per "
-        f"round from a fresh model, {args.rounds} rounds in rotating order: median (min–max).", "",
-        "| trainer | samples/s | aelab is | target |", "|---|---:|---:|---|",
-        f"| tutorial `DataLoader` loop | {_rate(rates['tutorial'])} | {aelab / _median(rates['tutorial']):.2f}× "
-        "faster | ≥ 5× |",
-        f"| hand-written device-resident loop | {_rate(rates['hand'])} | {aelab / _median(rates['hand']):.2f}× "
-        "as fast | ≥ 0.9× |",
-    ]
-    if rates["pythae"]:
-        lines.append(f"| pythae 0.1.2 `BaseTrainer` | {_rate(rates['pythae'])} | "
-                     f"{aelab / _median(rates['pythae']):.2f}× faster | ≥ 2× |")
-    else:
-        lines.append("| pythae 0.1.2 `BaseTrainer` | failed (see below) | | ≥ 2× |")
-    lines += [f"| **aelab** trainer (training steps) | **{_rate(rates['aelab'])}** | | |",
-              f"| aelab end to end (data load, setup, a checkpoint every epoch) | {_rate(rates['aelab_wall'])} | | |",
-              "", f"Test NLL: each VAE trained {args.nll_epochs} epochs on those rows, then the first "
-              f"{args.nll_rows} test rows scored by importance sampling with K = {args.nll_samples} from the "
-              "model's own q(z|x) (one estimator for both):", "",
+        f"Throughput: {args.rows:,} Fashion-MNIST training rows, Bernoulli likelihood, Adam lr {LR:g} (constant), "
+        f"{args.epochs} epoch(s) per round from a fresh model, {args.rounds} rounds in rotating order: "
+        "median (min–max). Every loop calls the same `model.loss`.", ""]
+    for arch, got in rates.items():
+        lines += [f"{arch.name}:", "", *_throughput_rows(got), ""]
+    lines += [f"Test NLL: each {BIG.name.split(', batch')[0]} trained {args.nll_epochs} epochs on those rows "
+              f"(batch {BIG.batch}), then the first {args.nll_rows} test rows scored by importance sampling with "
+              f"K = {args.nll_samples} from the model's own q(z|x) (one estimator for both):", "",
               "| model | NLL (nats, lower is better) |", "|---|---:|"]
     lines += [f"| {'aelab dense-vae' if k == 'aelab' else 'pythae VAE, same architecture'} | {v:.2f} |"
               for k, v in nll.items()]
     lines += ["", "Shuttle, one class: trained on the normal training rows, scored on the 9,819 held-out rows "
-              f"(703 anomalies); {args.shuttle_epochs} epochs for both autoencoders.", "",
+              f"(703 anomalies); {args.shuttle_epochs} epochs for both autoencoders, batch 128.", "",
               "| detector | AUROC | AUPR | fit (s) |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {auroc:.4f} | {aupr:.4f} | {fit:.1f} |" for name, auroc, aupr, fit in detection]
     lines += [f"\n{note}" for note in notes]

@@ -55,10 +55,43 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return contextlib.nullcontext()
 
 
-def _stats(sums: Tensor, seconds: float) -> EpochStats:
-    n = float(sums[3])
-    mean = (sums[:3] / max(n, 1.0)).tolist()
-    return EpochStats(mean[0], mean[1], mean[2], int(n), seconds)
+def _stats(sums: list[float], seconds: float) -> EpochStats:
+    n = max(sums[3], 1.0)
+    return EpochStats(sums[0] / n, sums[1] / n, sums[2] / n, int(sums[3]), seconds)
+
+
+class _Sums:
+    """Sample-weighted sums of (total, reconstruction, kl) and the row count, over all ranks when asked.
+
+    On the CPU the scalars are read each step (`.item()` costs nothing there and is the cheapest
+    bookkeeping); on a GPU they stay on the device, so reading them happens only at `totals()`.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.on_cpu = world.device.type == "cpu"
+        self.floats = [0.0, 0.0, 0.0]
+        self.device_sums = torch.zeros(3, dtype=torch.float64, device=world.device)
+        self.rows = 0
+
+    def add(self, total: Tensor, recon: Tensor, kl: Tensor, n: int) -> None:
+        self.rows += n
+        if self.on_cpu:
+            self.floats[0] += total.item() * n
+            self.floats[1] += recon.item() * n
+            self.floats[2] += kl.item() * n
+        else:
+            self.device_sums += torch.stack((total.detach(), recon.detach(), kl.detach())).to(torch.float64) * n
+
+    def totals(self) -> list[float]:
+        """[total, reconstruction, kl, rows] summed over every rank (a collective when distributed)."""
+        if self.on_cpu and not self.world.distributed:
+            return [*self.floats, float(self.rows)]
+        sums = torch.tensor([*self.floats, float(self.rows)], dtype=torch.float64, device=self.world.device)
+        if not self.on_cpu:
+            sums[:3] = self.device_sums
+        out: list[float] = all_sum(sums, self.world).tolist()
+        return out
 
 
 ProgressFn = Callable[[int, float, int], None]  # (batches done, running mean loss, samples so far)
@@ -71,7 +104,7 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     """Train over `batches` once. Every `check_every` batches the running loss is checked (over all
     ranks together, so they stop together) and reported; a NaN or inf raises `Diverged`."""
     net.train()
-    sums = torch.zeros(4, dtype=torch.float64, device=world.device)  # total, reconstruction, kl, rows
+    sums = _Sums(world)
     params = [p for p in net.parameters() if p.requires_grad]
     start = time.perf_counter()
     for i, xb in enumerate(batches):
@@ -85,17 +118,15 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
-        n = xb.shape[0]
-        sums += torch.stack([total.detach() * n, recon.detach() * n, kl.detach() * n,
-                             torch.tensor(float(n), device=sums.device)]).to(sums.dtype)
+        sums.add(total, recon, kl, xb.shape[0])
         if (i + 1) % check_every == 0 or i + 1 == n_batches:
-            seen = all_sum(sums, world)
-            running = float(seen[0] / seen[3])
+            seen = sums.totals()
+            running = seen[0] / max(seen[3], 1.0)
             if not math.isfinite(running):
                 raise Diverged(f"the training loss became {running} in epoch {epoch}, batch {i + 1}")
             if on_progress is not None:
                 on_progress(i + 1, running, int(seen[3]))
-    return _stats(all_sum(sums, world), time.perf_counter() - start)
+    return _stats(sums.totals(), time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -103,13 +134,12 @@ def validate(net: nn.Module, batches: Iterable[Tensor], world: World, amp: str =
     """Mean losses over every rank's validation rows, in eval mode (VAEs still sample z: the
     validation loss estimates the same -ELBO the training loss does)."""
     net.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=world.device)
+    sums = _Sums(world)
     start = time.perf_counter()
     for xb in batches:
         if xb.shape[0] == 0:
             continue
         with autocast(world.device, amp):
             total, recon, kl = net(xb)
-        n = xb.shape[0]
-        sums += torch.stack([total * n, recon * n, kl * n, torch.tensor(float(n), device=sums.device)]).to(sums.dtype)
-    return _stats(all_sum(sums, world), time.perf_counter() - start)
+        sums.add(total, recon, kl, xb.shape[0])
+    return _stats(sums.totals(), time.perf_counter() - start)

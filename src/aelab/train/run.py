@@ -115,8 +115,21 @@ def train(run_dir: Path, config: TrainConfig | None = None, epochs: int | None =
         teardown(world)
 
 
-def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int | None, quiet: bool,
-           world: World, stop_after: int | None) -> RunResult:
+@dataclass
+class _Setup:
+    """A run ready to train: its config and info, data, rows, model and newest checkpoint."""
+
+    config: TrainConfig
+    info: RunInfo
+    ds: datamod.Dataset
+    rows: Rows
+    model: Autoencoder
+    ckpt: Checkpoint | None
+
+
+def _prepare(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int | None,
+             world: World) -> _Setup:
+    """Load the data and build the model; a new run writes config.json, a resumed one finds its checkpoint."""
     ckpt: Checkpoint | None = None
     if info is not None:
         if world.main:
@@ -137,9 +150,7 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
     if info is None:
         normalizer = datamod.fit_normalizer(ds, rows.train, config.normalize)
         _default_likelihood(config, ds, normalizer)
-    else:
-        normalizer = info.normalizer
-    rng.seed_everything(config.seed)
+    rng.seed_everything(config.seed)  # the weights' initialisation
     model: Autoencoder
     if info is None:
         from aelab.models import build
@@ -154,14 +165,20 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
         barrier(world)
     else:
         model = build_model(info, run_dir)
-    model.to(world.device)
     if tuple(info.data.get("sample_shape", ds.sample_shape)) != ds.sample_shape:
         raise UsageError(f"data '{config.data}' now has rows of shape {ds.sample_shape}, the run was "
                          f"trained on {tuple(info.data['sample_shape'])}")
+    model.to(world.device)
+    return _Setup(config, info, ds, rows, model, ckpt)
 
-    cuda = world.device.type == "cuda"
+
+def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int | None, quiet: bool,
+           world: World, stop_after: int | None) -> RunResult:
+    run = _prepare(config, info, run_dir, epochs, world)
+    config, model, ckpt = run.config, run.model, run.ckpt
+    resumed_from = ckpt.epoch if ckpt else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=True if cuda else None)
+                                  fused=True if world.device.type == "cuda" else None)
     shuffle = torch.Generator()
     ledger = _Ledger()
     if ckpt is not None:
@@ -174,27 +191,40 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
     if ledger.finished:
         if world.main and not quiet:
             print(f"{run_dir}: already finished after {ledger.epoch} epochs")
-        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0, world)
-
+        return _result(run_dir, ledger, gather_digests(model, world), resumed_from, world)
     if stop_after is not None and ledger.epoch >= stop_after:
-        return _result(run_dir, ledger, gather_digests(model, world), ckpt.epoch if ckpt else 0, world)
+        return _result(run_dir, ledger, gather_digests(model, world), resumed_from, world)
+    _epochs(run, ledger, optimizer, shuffle, run_dir, world, quiet, stop_after)
+    digests = gather_digests(model, world)
+    if world.distributed and world.main:
+        atomic_write_json(run_dir / "ranks.json", {"world_size": world.size, "sha256": digests,
+                                                   "identical": len(set(digests)) == 1})
+    if len(set(digests)) != 1:
+        raise UsageError(f"the {world.size} ranks ended with different weights: {digests}")
+    return _result(run_dir, ledger, digests, resumed_from, world)
+
+
+def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
+            run_dir: Path, world: World, quiet: bool, stop_after: int | None) -> None:
+    """The epoch loop: train, validate, keep the best weights, checkpoint, stop early or on NaN."""
+    config, model, rows, normalizer = run.config, run.model, run.rows, run.info.normalizer
     net = wrap(LossModule(model), world)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     plain = LossModule(model)
-    batches = datamod.DeviceBatches(ds, rows.train, config.batch_size, world.device, normalizer, shuffle,
+    batches = datamod.DeviceBatches(run.ds, rows.train, config.batch_size, world.device, normalizer, shuffle,
                                     world.rank, world.size)
-    val_batches = datamod.DeviceBatches(ds, rows.val, config.batch_size, world.device, normalizer, None,
+    val_batches = datamod.DeviceBatches(run.ds, rows.val, config.batch_size, world.device, normalizer, None,
                                         world.rank, world.size) if len(rows.val) else None
     steps = len(batches)
     if steps == 0:
         raise UsageError(f"--batch-size {config.batch_size} leaves no batch for {len(rows.train)} training rows")
     total_steps, warmup = steps * config.epochs, steps * config.warmup_epochs
     first = ledger.epoch + 1
-    check_every = 50 if cuda else 1
+    check_every = 50 if world.device.type == "cuda" else 1  # reading the loss synchronises a GPU
 
     with TrainProgress(config.epochs, steps, first, quiet=quiet or not world.main) as progress:
-        if first == 1 and world.main:
+        if first == 1:
             progress.line("; ".join(model.describe()) + f"; {len(rows.train):,} train / {len(rows.val):,} val rows"
                           + (f"; {world.size} ranks" if world.distributed else ""))
         for epoch in range(first, config.epochs + 1):
@@ -213,7 +243,7 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
                                f"or set --grad-clip and train again") from None
             _end_epoch(ledger, epoch, stats, val, optimizer, config)
             improved = ledger.best_epoch == epoch
-            if world.main and improved:
+            if world.main and improved:  # before the checkpoint: a resumed run then always finds them consistent
                 atomic_write(run_dir / MODEL, weights_bytes(model.state_dict()))
             states = gather_text(json.dumps(rng.capture(shuffle)), world)
             if world.main:
@@ -229,14 +259,7 @@ def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int
                 if ledger.stopped_early:
                     progress.line(f"stopped early: no better validation loss for {config.patience} epochs; "
                                   f"best was epoch {ledger.best_epoch}")
-                break
-    digests = gather_digests(model, world)
-    if world.distributed and world.main:
-        atomic_write_json(run_dir / "ranks.json", {"world_size": world.size, "sha256": digests,
-                                                   "identical": len(set(digests)) == 1})
-    if len(set(digests)) != 1:
-        raise UsageError(f"the {world.size} ranks ended with different weights: {digests}")
-    return _result(run_dir, ledger, digests, ckpt.epoch if ckpt else 0, world)
+                return
 
 
 def _restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
