@@ -168,3 +168,12 @@ def test_normalizers_match_scikit_learn_scalers() -> None:
                        atol=1e-5)
     digits = load("digits")
     assert fit_normalizer(digits, digits.parts["train"]).identity  # images in [0, 1]: no normalisation
+
+
+def test_float64_npy_stays_mapped_and_batches_are_float32(tmp_path: Path) -> None:
+    np.save(tmp_path / "d.npy", np.random.default_rng(1).normal(size=(40, 5)))
+    ds = load(str(tmp_path / "d.npy"))
+    assert ds.x.dtype == torch.float64  # not copied into a float32 array in memory
+    for stream in (False, True):
+        batch = next(iter(DeviceBatches(ds, ds.rows("all"), 8, torch.device("cpu"), stream=stream)))
+        assert batch.dtype == torch.float32 and batch.shape == (8, 5)

@@ -93,8 +93,6 @@ def _from_array(path: Path, name: str, x: np.ndarray, y: np.ndarray | None, skip
         x = x.reshape(-1, 1)
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
-    if x.dtype == np.float64:
-        x = x.astype(np.float32)
     if x.dtype.kind not in "fiub":
         raise UsageError(f"{path}: array dtype {x.dtype} is not numeric")
     ok = _finite_rows(x)
