@@ -104,7 +104,7 @@ def test_log_magnitude_frame_matches_numpy_fft() -> None:
 
 def test_speech_is_the_seed_vae_input() -> None:
     ds = load("speech")
-    assert ds.sample_shape == (32, 201) and ds.unit_interval
+    assert ds.sample_shape == (32, 201) and ds.unit_interval and len(ds.x) == SOURCES["speech"].rows
     assert ds.class_names is not None and len(ds.class_names) == 9 and "Front_Center" in ds.class_names
     assert float(ds.x.min()) >= 0.0 and float(ds.x.max()) == 1.0
     assert len(ds.parts["train"]) > 100 and len(ds.parts["test"]) > 0
