@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP) system
 	$(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
 	$(PY) bench/inspect_vs_anchors.py
+	$(PY) bench/train_vs_anchors.py
 
 clean:
 	rm -rf $(VENV) runs test-artifacts
