@@ -19,7 +19,6 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,134 +27,15 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from aelab.trace import flops as flop_rules
-from aelab.trace.records import CallEvent, OpEvent, ParamInfo, TensorInfo, Trace, TraceError
+from aelab.trace.params import count_parameters, restore, snapshot
+from aelab.trace.records import OpEvent, TensorInfo, Trace
+from aelab.trace.samplers import patched_distributions
+from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
-
-_ACTIVE: _State | None = None  # the recording in progress (distribution patches look here)
 
 
 class NeedsRealForward(Exception):
     """Fake/meta execution hit an op whose output depends on tensor values (`.item()`, `nonzero`)."""
-
-
-@dataclass
-class _Snapshot:
-    training: dict[nn.Module, bool]
-    requires_grad: dict[nn.Parameter, bool]
-
-
-class _State:
-    """Mutable bookkeeping shared by the hooks and modes during one run."""
-
-    def __init__(self, module_names: dict[int, str], param_ids: set[int]) -> None:
-        self.module_names = module_names
-        self.param_ids = param_ids
-        self.calls: list[CallEvent] = []
-        self.ops: list[OpEvent] = []
-        self.stack: list[int] = []
-        self.tensors: dict[int, tuple[torch.Tensor, TensorInfo]] = {}
-        self.phase = "forward"
-        self.bw_scope: int | None = None
-        self.node_scope: dict[Any, int] = {}
-        self.saved: dict[int, TensorInfo] = {}
-        self.suppress_functions = 0
-        self.error: TraceError | None = None
-        self.data_dependent: str | None = None
-        self.function_names: dict[tuple[int | None, str], int] = {}
-        self.module_calls: dict[str, int] = {}
-        self.execution = "fake"
-        self.raise_stack: tuple[int, ...] | None = None  # call stack when an exception first left a module
-
-    # --- tensors ----------------------------------------------------------------------------------
-    def info(self, t: torch.Tensor) -> TensorInfo:
-        key = id(t)
-        hit = self.tensors.get(key)
-        if hit is not None and hit[0] is t:
-            return hit[1]
-        shape = tuple(int(d) for d in t.shape)
-        numel = 1
-        for d in shape:
-            numel *= d
-        ti = TensorInfo(len(self.tensors), shape, str(t.dtype).removeprefix("torch."), numel * t.element_size())
-        self.tensors[key] = (t, ti)  # keep alive: ids stay unique for the whole trace
-        return ti
-
-    def infos(self, obj: Any) -> list[TensorInfo]:
-        return [self.info(t) for t in flatten_tensors(obj)]
-
-    def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:
-        """Tensors of an aten call: flat args, lists of tensors, tensor kwargs (the hot path)."""
-        out = []
-        for a in args:
-            if isinstance(a, torch.Tensor):
-                out.append(self.info(a))
-            elif isinstance(a, (list, tuple)):
-                out.extend(self.info(x) for x in a if isinstance(x, torch.Tensor))
-        for a in kwargs.values():
-            if isinstance(a, torch.Tensor):
-                out.append(self.info(a))
-        return tuple(out)
-
-    # --- calls ------------------------------------------------------------------------------------
-    def open_call(self, kind: str, name: str, type_: str, module: str) -> CallEvent:
-        parent = self.stack[-1] if self.stack else None
-        call = CallEvent(cid=len(self.calls), kind=kind, name=name, type=type_, parent=parent,
-                         depth=len(self.stack), module=module, op_start=len(self.ops))
-        self.calls.append(call)
-        if parent is not None:
-            self.calls[parent].children.append(call.cid)
-        self.stack.append(call.cid)
-        return call
-
-    def close_call(self, call: CallEvent) -> None:
-        call.op_end = len(self.ops)
-        while self.stack and self.stack[-1] != call.cid:
-            self.stack.pop()  # a child that raised never closed
-        if self.stack:
-            self.stack.pop()
-
-    def discard_last_call(self, call: CallEvent) -> None:
-        """Forget a function call that produced no tensor (e.g. `x.size()`); its ops go to the parent."""
-        assert self.calls[-1] is call
-        for op in self.ops[call.op_start:]:
-            op.call = call.parent
-        self.calls.pop()
-        if call.parent is not None:
-            self.calls[call.parent].children.remove(call.cid)
-        key = (call.parent, call.type)
-        if self.function_names.get(key):
-            self.function_names[key] -= 1
-
-    def function_name(self, short: str, type_: str) -> tuple[str, str]:
-        parent = self.stack[-1] if self.stack else None
-        module = self.calls[parent].module if parent is not None else ""
-        key = (parent, type_)
-        n = self.function_names.get(key, 0)
-        self.function_names[key] = n + 1
-        base = f"{module}.{short}" if module else short
-        return (base if n == 0 else f"{base}_{n}"), module
-
-    def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
-        """Attribute autograd nodes created by this call, so backward kernels know whose they are."""
-        todo: list[Any] = [t.grad_fn for t in outputs if t.grad_fn is not None]
-        while todo:
-            node = todo.pop()
-            if node is None or node in self.node_scope:
-                continue
-            self.node_scope[node] = cid
-            todo.extend(nxt for nxt, _ in node.next_functions)
-
-    def record_error(self, exc: BaseException, *, op: str | None = None, op_inputs: tuple[TensorInfo, ...] = (),
-                     function: str | None = None, function_inputs: tuple[TensorInfo, ...] = (),
-                     stack: tuple[int, ...] | None = None) -> None:
-        if self.error is not None and self.error.message == str(exc):
-            # the same exception bubbling up: fill in what the inner level did not know
-            if function and not self.error.function:
-                self.error = TraceError(self.error.exc_type, self.error.message, self.error.call_stack,
-                                        self.error.op, self.error.op_inputs, function, function_inputs)
-            return
-        self.error = TraceError(type(exc).__name__, str(exc), stack if stack is not None else tuple(self.stack), op,
-                                op_inputs, function, function_inputs)
 
 
 # --- display names of torch functions ---------------------------------------------------------------
@@ -189,7 +69,7 @@ _METADATA = frozenset({"size", "dim", "numel", "__len__", "__bool__", "__int__",
 
 
 class _FunctionRecorder(TorchFunctionMode):
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: State) -> None:
         super().__init__()
         self.state = state
 
@@ -228,7 +108,7 @@ _DATA_DEPENDENT = frozenset({"aten._local_scalar_dense", "aten.nonzero", "aten.m
 
 
 class _DispatchRecorder(TorchDispatchMode):
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: State) -> None:
         super().__init__()
         self.state = state
 
@@ -242,7 +122,7 @@ class _DispatchRecorder(TorchDispatchMode):
         with torch._C.DisableTorchFunction():  # our own metadata reads must not re-enter the function mode
             return self._record(func, name, st, args, kwargs)
 
-    def _record(self, func: Any, name: str, st: _State, args: Any, kwargs: dict[str, Any]) -> Any:
+    def _record(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
         try:
             out = func(*args, **kwargs)
         except BaseException as exc:
@@ -280,7 +160,7 @@ def _module_pre_hook(module: nn.Module, args: Any) -> None:
 
 
 def _open_module_call(module: nn.Module) -> None:
-    st = _ACTIVE
+    st = active()
     if st is None or st.phase != "forward":
         return
     path = st.module_names.get(id(module), f"<{type(module).__name__}>")
@@ -292,7 +172,7 @@ def _open_module_call(module: nn.Module) -> None:
 
 def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: Any = None) -> None:
     # on an exception torch calls always_call hooks as hook(module, args, None): kwargs is then None too
-    st = _ACTIVE
+    st = active()
     if kwargs is None and st is not None and st.raise_stack is None:
         st.raise_stack = tuple(st.stack)  # an exception is unwinding: where it was raised, innermost first seen
     with torch._C.DisableTorchFunction():
@@ -300,7 +180,7 @@ def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: 
 
 
 def _close_module_call(args: Any, kwargs: Any, output: Any) -> None:
-    st = _ACTIVE
+    st = active()
     if st is None or st.phase != "forward" or not st.stack:
         return
     # find this module's open call (the innermost module call on the stack)
@@ -323,127 +203,20 @@ def _close_module_call(args: Any, kwargs: Any, output: Any) -> None:
     st.claim_nodes(outs, cid)
 
 
-# --- torch.distributions sampling as calls of their own ---------------------------------------------
-def _distribution_classes() -> list[type]:
-    todo: list[type] = [torch.distributions.Distribution]
-    seen: list[type] = []
-    while todo:
-        cls = todo.pop()
-        seen.append(cls)
-        subclasses: list[type] = cls.__subclasses__()
-        todo.extend(sub for sub in subclasses if sub not in seen)
-    return seen
-
-
-def _wrap_sampler(method: Any, method_name: str) -> Any:
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        st = _ACTIVE
-        if st is None or st.phase != "forward" or st.suppress_functions:
-            return method(self, *args, **kwargs)
-        type_ = f"{type(self).__name__}.{method_name}"
-        name, module = st.function_name(method_name, type_)
-        call = st.open_call("sample", name, type_, module)
-        st.suppress_functions += 1
-        try:
-            call.inputs = st.infos(self)
-            out = method(self, *args, **kwargs)
-        except BaseException as exc:
-            call.failed = True
-            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
-            raise
-        finally:
-            st.suppress_functions -= 1
-            st.close_call(call)
-        outs = flatten_tensors(out)
-        call.outputs = [st.info(t) for t in outs]
-        st.claim_nodes(outs, call.cid)
-        return out
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def _patched_distributions() -> Iterator[None]:
-    patched: list[tuple[type, str, Any]] = []
-    validate = torch.distributions.Distribution._validate_args
-    # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
-    torch.distributions.Distribution.set_default_validate_args(False)
-    try:
-        for cls in _distribution_classes():
-            for meth in ("rsample", "sample"):
-                if meth in cls.__dict__:
-                    original = cls.__dict__[meth]
-                    patched.append((cls, meth, original))
-                    setattr(cls, meth, _wrap_sampler(original, meth))
-        yield
-    finally:
-        for cls, meth, original in reversed(patched):
-            setattr(cls, meth, original)
-        torch.distributions.Distribution.set_default_validate_args(validate)
-
-
 # --- the run ----------------------------------------------------------------------------------------
-def _snapshot(model: nn.Module) -> _Snapshot:
-    return _Snapshot({m: m.training for m in model.modules()},
-                     {p: p.requires_grad for p in model.parameters()})
-
-
-def _restore(model: nn.Module, snap: _Snapshot) -> None:
-    for m, training in snap.training.items():
-        m.training = training
-    for p, rg in snap.requires_grad.items():
-        p.requires_grad_(rg)
-
-
-def _storage_key(t: torch.Tensor) -> Any:
-    if t.device.type == "meta":
-        return ("id", id(t))
-    return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
-
-
-def count_parameters(model: nn.Module) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
-    """(unique params, unique buffers, repeats of a storage already counted): each storage once."""
-    owners: dict[Any, str] = {}
-    params: list[ParamInfo] = []
-    shared: list[ParamInfo] = []
-    for name, p in model.named_parameters(remove_duplicate=False):
-        key = _storage_key(p)
-        module = name.rsplit(".", 1)[0] if "." in name else ""
-        info = ParamInfo(name, module, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
-                         p.requires_grad, owners.get(key))
-        if key in owners:
-            shared.append(info)
-        else:
-            owners[key] = name
-            params.append(info)
-    buffers = []
-    seen: set[Any] = set()
-    for name, b in model.named_buffers(remove_duplicate=False):
-        key = _storage_key(b)
-        if key in seen:
-            continue
-        seen.add(key)
-        module = name.rsplit(".", 1)[0] if "." in name else ""
-        buffers.append(ParamInfo(name, module, tuple(b.shape), b.numel(), b.numel() * b.element_size(), False))
-    return params, buffers, shared
-
-
 @contextlib.contextmanager
-def _recording(state: _State) -> Iterator[None]:
-    global _ACTIVE
-    previous = _ACTIVE
-    _ACTIVE = state
+def _recording(state: State) -> Iterator[None]:
+    previous = set_active(state)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(_module_pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(_module_post_hook, with_kwargs=True,
                                                                 always_call=True)
     try:
-        with _patched_distributions():
+        with patched_distributions():
             yield
     finally:
         pre.remove()
         post.remove()
-        _ACTIVE = previous
+        set_active(previous)
 
 
 def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution: str,
@@ -466,9 +239,9 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in model.parameters() if p.requires_grad])
     param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
-    st = _State(names, param_ids)
+    st = State(names, param_ids)
     st.execution = execution
-    snap = _snapshot(model)
+    snap = snapshot(model)
     inputs = st.infos((args, kwargs))
     input_names = [f"arg{i}" for i in range(len(flatten_tensors(args)))] + list(kwargs)
     output: Any = None
@@ -507,7 +280,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                 ran_backward = _record_backward(trainable, st, outs)
     finally:
         fake_log.setLevel(log_level)
-        _restore(model, snap)
+        restore(model, snap)
     outputs = st.calls[0].outputs if st.calls else []
     return Trace(model_type=type(model).__name__, execution=execution, inputs=inputs, input_names=input_names,
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
@@ -515,7 +288,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()})
 
 
-def _record_backward(trainable: list[torch.Tensor], st: _State, outs: list[torch.Tensor]) -> bool:
+def _record_backward(trainable: list[torch.Tensor], st: State, outs: list[torch.Tensor]) -> bool:
     """Backward of a scalar that touches every differentiable output, w.r.t. the trainable parameters."""
     diff = [t for t in outs if t.requires_grad and (t.is_floating_point() or t.is_complex())]
     if not trainable or not diff:

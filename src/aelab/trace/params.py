@@ -1,0 +1,62 @@
+"""Parameters counted once per storage, and the model flags a run may touch, saved and restored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from aelab.trace.records import ParamInfo
+
+
+@dataclass
+class Snapshot:
+    training: dict[nn.Module, bool]
+    requires_grad: dict[nn.Parameter, bool]
+
+
+def snapshot(model: nn.Module) -> Snapshot:
+    return Snapshot({m: m.training for m in model.modules()},
+                     {p: p.requires_grad for p in model.parameters()})
+
+
+def restore(model: nn.Module, snap: Snapshot) -> None:
+    for m, training in snap.training.items():
+        m.training = training
+    for p, rg in snap.requires_grad.items():
+        p.requires_grad_(rg)
+
+
+def _storage_key(t: torch.Tensor) -> Any:
+    if t.device.type == "meta":
+        return ("id", id(t))
+    return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+
+
+def count_parameters(model: nn.Module) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
+    """(unique params, unique buffers, repeats of a storage already counted): each storage once."""
+    owners: dict[Any, str] = {}
+    params: list[ParamInfo] = []
+    shared: list[ParamInfo] = []
+    for name, p in model.named_parameters(remove_duplicate=False):
+        key = _storage_key(p)
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        info = ParamInfo(name, module, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
+                         p.requires_grad, owners.get(key))
+        if key in owners:
+            shared.append(info)
+        else:
+            owners[key] = name
+            params.append(info)
+    buffers = []
+    seen: set[Any] = set()
+    for name, b in model.named_buffers(remove_duplicate=False):
+        key = _storage_key(b)
+        if key in seen:
+            continue
+        seen.add(key)
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        buffers.append(ParamInfo(name, module, tuple(b.shape), b.numel(), b.numel() * b.element_size(), False))
+    return params, buffers, shared

@@ -1,0 +1,72 @@
+"""`Distribution.rsample` / `sample` as calls of their own while recording: where a VAE draws its latent."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from aelab.trace.state import active
+from aelab.trace.tensors import flatten_tensors
+
+
+def _distribution_classes() -> list[type]:
+    todo: list[type] = [torch.distributions.Distribution]
+    seen: list[type] = []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        subclasses: list[type] = cls.__subclasses__()
+        todo.extend(sub for sub in subclasses if sub not in seen)
+    return seen
+
+
+def _wrap_sampler(method: Any, method_name: str) -> Any:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        st = active()
+        if st is None or st.phase != "forward" or st.suppress_functions:
+            return method(self, *args, **kwargs)
+        type_ = f"{type(self).__name__}.{method_name}"
+        name, module = st.function_name(method_name, type_)
+        call = st.open_call("sample", name, type_, module)
+        st.suppress_functions += 1
+        try:
+            call.inputs = st.infos(self)
+            out = method(self, *args, **kwargs)
+        except BaseException as exc:
+            call.failed = True
+            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
+            raise
+        finally:
+            st.suppress_functions -= 1
+            st.close_call(call)
+        outs = flatten_tensors(out)
+        call.outputs = [st.info(t) for t in outs]
+        st.claim_nodes(outs, call.cid)
+        return out
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def patched_distributions() -> Iterator[None]:
+    patched: list[tuple[type, str, Any]] = []
+    validate = torch.distributions.Distribution._validate_args
+    # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        for cls in _distribution_classes():
+            for meth in ("rsample", "sample"):
+                if meth in cls.__dict__:
+                    original = cls.__dict__[meth]
+                    patched.append((cls, meth, original))
+                    setattr(cls, meth, _wrap_sampler(original, meth))
+        yield
+    finally:
+        for cls, meth, original in reversed(patched):
+            setattr(cls, meth, original)
+        torch.distributions.Distribution.set_default_validate_args(validate)

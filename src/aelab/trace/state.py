@@ -1,0 +1,138 @@
+"""The mutable bookkeeping of one recording, shared by the hooks and modes while a model runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
+from aelab.trace.tensors import flatten_tensors
+
+_ACTIVE: State | None = None  # the recording in progress; global hooks and patched samplers look here
+
+
+def active() -> State | None:
+    """The recording in progress, if any."""
+    return _ACTIVE
+
+
+def set_active(state: State | None) -> State | None:
+    """Make `state` the recording in progress; returns the previous one (to restore)."""
+    global _ACTIVE
+    previous, _ACTIVE = _ACTIVE, state
+    return previous
+
+
+class State:
+    """Mutable bookkeeping shared by the hooks and modes during one run."""
+
+    def __init__(self, module_names: dict[int, str], param_ids: set[int]) -> None:
+        self.module_names = module_names
+        self.param_ids = param_ids
+        self.calls: list[CallEvent] = []
+        self.ops: list[OpEvent] = []
+        self.stack: list[int] = []
+        self.tensors: dict[int, tuple[torch.Tensor, TensorInfo]] = {}
+        self.phase = "forward"
+        self.bw_scope: int | None = None
+        self.node_scope: dict[Any, int] = {}
+        self.saved: dict[int, TensorInfo] = {}
+        self.suppress_functions = 0
+        self.error: TraceError | None = None
+        self.data_dependent: str | None = None
+        self.function_names: dict[tuple[int | None, str], int] = {}
+        self.module_calls: dict[str, int] = {}
+        self.execution = "fake"
+        self.raise_stack: tuple[int, ...] | None = None  # call stack when an exception first left a module
+
+    # --- tensors ----------------------------------------------------------------------------------
+    def info(self, t: torch.Tensor) -> TensorInfo:
+        key = id(t)
+        hit = self.tensors.get(key)
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        shape = tuple(int(d) for d in t.shape)
+        numel = 1
+        for d in shape:
+            numel *= d
+        ti = TensorInfo(len(self.tensors), shape, str(t.dtype).removeprefix("torch."), numel * t.element_size())
+        self.tensors[key] = (t, ti)  # keep alive: ids stay unique for the whole trace
+        return ti
+
+    def infos(self, obj: Any) -> list[TensorInfo]:
+        return [self.info(t) for t in flatten_tensors(obj)]
+
+    def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:
+        """Tensors of an aten call: flat args, lists of tensors, tensor kwargs (the hot path)."""
+        out = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                out.append(self.info(a))
+            elif isinstance(a, (list, tuple)):
+                out.extend(self.info(x) for x in a if isinstance(x, torch.Tensor))
+        for a in kwargs.values():
+            if isinstance(a, torch.Tensor):
+                out.append(self.info(a))
+        return tuple(out)
+
+    # --- calls ------------------------------------------------------------------------------------
+    def open_call(self, kind: str, name: str, type_: str, module: str) -> CallEvent:
+        parent = self.stack[-1] if self.stack else None
+        call = CallEvent(cid=len(self.calls), kind=kind, name=name, type=type_, parent=parent,
+                         depth=len(self.stack), module=module, op_start=len(self.ops))
+        self.calls.append(call)
+        if parent is not None:
+            self.calls[parent].children.append(call.cid)
+        self.stack.append(call.cid)
+        return call
+
+    def close_call(self, call: CallEvent) -> None:
+        call.op_end = len(self.ops)
+        while self.stack and self.stack[-1] != call.cid:
+            self.stack.pop()  # a child that raised never closed
+        if self.stack:
+            self.stack.pop()
+
+    def discard_last_call(self, call: CallEvent) -> None:
+        """Forget a function call that produced no tensor (e.g. `x.size()`); its ops go to the parent."""
+        assert self.calls[-1] is call
+        for op in self.ops[call.op_start:]:
+            op.call = call.parent
+        self.calls.pop()
+        if call.parent is not None:
+            self.calls[call.parent].children.remove(call.cid)
+        key = (call.parent, call.type)
+        if self.function_names.get(key):
+            self.function_names[key] -= 1
+
+    def function_name(self, short: str, type_: str) -> tuple[str, str]:
+        parent = self.stack[-1] if self.stack else None
+        module = self.calls[parent].module if parent is not None else ""
+        key = (parent, type_)
+        n = self.function_names.get(key, 0)
+        self.function_names[key] = n + 1
+        base = f"{module}.{short}" if module else short
+        return (base if n == 0 else f"{base}_{n}"), module
+
+    def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
+        """Attribute autograd nodes created by this call, so backward kernels know whose they are."""
+        todo: list[Any] = [t.grad_fn for t in outputs if t.grad_fn is not None]
+        while todo:
+            node = todo.pop()
+            if node is None or node in self.node_scope:
+                continue
+            self.node_scope[node] = cid
+            todo.extend(nxt for nxt, _ in node.next_functions)
+
+    def record_error(self, exc: BaseException, *, op: str | None = None, op_inputs: tuple[TensorInfo, ...] = (),
+                     function: str | None = None, function_inputs: tuple[TensorInfo, ...] = (),
+                     stack: tuple[int, ...] | None = None) -> None:
+        if self.error is not None and self.error.message == str(exc):
+            # the same exception bubbling up: fill in what the inner level did not know
+            if function and not self.error.function:
+                self.error = TraceError(self.error.exc_type, self.error.message, self.error.call_stack,
+                                        self.error.op, self.error.op_inputs, function, function_inputs)
+            return
+        self.error = TraceError(type(exc).__name__, str(exc), stack if stack is not None else tuple(self.stack), op,
+                                op_inputs, function, function_inputs)
