@@ -18,8 +18,8 @@ from aelab.train.rundir import CONFIG
 @click.command(name="demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run folder; an unfinished demo there is resumed, a finished one re-evaluated.")
-@click.option("--epochs", type=int, default=4, show_default=True)
-@click.option("--limit", type=int, default=10_000, show_default=True, help="Training rows (of 60,000).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--limit", type=int, default=30_000, show_default=True, help="Training rows (of 60,000).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or epoch lines.")
 def command(out: Path, epochs: int, limit: int, seed: int, quiet: bool) -> None:
