@@ -12,8 +12,9 @@ import pytest
 from aelab.models import build
 
 # Every ValueError of the builder takes the same path to exit 2; these three cover config, kind and geometry
-# (tests/test_models_config.py checks each message at the API).
+# (tests/test_models_config.py checks each message at the API). A dtype on --input would be silently ignored.
 BAD = {
+    "dtype given": (["conv", "--input", "1x28x28:half", "--latent", "4"], "give only a shape"),
     "latent 0": (["conv", "--input", "1x28x28", "--latent", "0"], "latent must be a positive integer"),
     "unknown kind": (["cnn", "--input", "1x28x28", "--latent", "4"], "unknown kind 'cnn'"),
     "too many stages": (["conv", "--input", "1x8x8", "--latent", "4", "-o", "channels=[4,4,4,4,4]"],

@@ -7,12 +7,13 @@ table, and with --out writes a standalone PyTorch file of the same architecture.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
+import torch
 
 from aelab.errors import UsageError
 from aelab.spec import parse_kwargs, parse_shape
+from aelab.verbs.io import write_output
 
 EPILOG = """\b
 Kinds and their options with defaults (docs/models.md explains them):
@@ -30,16 +31,6 @@ Examples:
 """
 
 
-def inspection_text(model: Any) -> str:
-    """The `aelab inspect` table of the model, or its repr and parameter count without an inspector."""
-    try:
-        from aelab.inspector import inspect
-    except ImportError as exc:  # the inspector is optional here; say so rather than fail the build
-        n_params = sum(p.numel() for p in model.parameters())
-        return f"{model!r}\nparameters: {n_params:,}\n(no inspection table: {exc})"
-    return str(inspect(model, (1, *model.input_shape)))
-
-
 @click.command(name="build", epilog=EPILOG)
 @click.argument("kind", metavar="KIND")
 @click.option("--input", "input_text", required=True, metavar="SHAPE",
@@ -55,10 +46,11 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
     KIND is one of: dense, conv, dense-vae, conv-vae, seqvae, linear.
     """
     spec = parse_shape(input_text)
-    if spec.name is not None or spec.dtype.is_floating_point is False:
+    if spec.name is not None or spec.dtype != torch.float32:  # the model is float32; a dtype would be ignored
         raise UsageError(f"--input {input_text!r}: give only a shape, e.g. 1x28x28")
     kwargs = parse_kwargs(options)
 
+    from aelab.inspector import inspect
     from aelab.models import build
     from aelab.models.codegen import render_source
 
@@ -68,12 +60,9 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
         raise UsageError(str(exc)) from exc
     for line in model.describe():
         click.echo(line)
-    click.echo(inspection_text(model))
+    click.echo(str(inspect(model, (1, *model.input_shape))))
     if out is not None:
         source = render_source(model)
         compile(source, str(out), "exec")  # never write a file that would not import
-        try:
-            out.write_text(source, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {out}: {exc.strerror}") from exc
+        write_output(source, str(out))
         click.echo(f"wrote {out}: class {type(model).__name__}, needs only torch")
