@@ -11,7 +11,7 @@ is reported beside it as `*_other`.
 How a backward kernel is split (`split_op`):
 - `aten.convolution_backward` computes grad_input and grad_weight in one kernel; each part gets
   torch's own formula (`conv_backward_flop`) with a one-part output mask (the recorded mask and
-  `transposed` flag; read off the output shapes for traces that lack them).
+  `transposed` flag the recorder keeps in `op.attrs`).
 - any other kernel whose operands include a parameter (or a view of one, e.g. `Wᵀ`) computes a
   gradient w.r.t. an activation: input-gradient work (`grad_x = grad_y · W`).
 - a kernel without parameter operands whose outputs are shaped like a parameter of its layer
@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
+from aelab.analysis.summary import visible_calls
 from aelab.errors import ModelError
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
@@ -38,28 +39,15 @@ _COPIES = frozenset({"aten._to_copy", "aten.clone", "aten.contiguous", "aten.lif
 
 
 # --- which layer a call belongs to --------------------------------------------------------------------
-def _has_module_children(trace: Trace, call: CallEvent) -> bool:
-    return any(trace.calls[c].kind == "module" for c in call.children)
-
-
-def _is_row(trace: Trace, call: CallEvent) -> bool:
-    """The rows of the inspect table: modules, and functions/samples called by a module with sub-modules."""
-    if call.parent is None:
-        return False
-    if call.kind == "module":
-        return True
-    parent = trace.calls[call.parent]
-    return parent.parent is None or _has_module_children(trace, parent)
-
-
-def layer_of(trace: Trace, cid: int | None) -> int | None:
-    """The layer (outermost row without sub-modules) that a call runs in; None for the root and the loss."""
-    if cid is None:
-        return None
-    for call in trace.path(cid):
-        if _is_row(trace, call) and not _has_module_children(trace, call):
-            return call.cid
-    return None
+def call_layers(trace: Trace) -> list[int | None]:
+    """Per call id, the layer it runs in: the outermost table row (`visible_calls`) without sub-modules;
+    None for the root and the calls around the layers."""
+    rows = {c.cid for c in visible_calls(trace)}
+    out: list[int | None] = []
+    for call in trace.calls:
+        out.append(next((c.cid for c in trace.path(call.cid)
+                         if c.cid in rows and not any(trace.calls[k].kind == "module" for k in c.children)), None))
+    return out
 
 
 # --- splitting one backward kernel ---------------------------------------------------------------------
@@ -86,43 +74,22 @@ def _param_shaped(shape: tuple[int, ...], params: set[tuple[int, ...]]) -> bool:
     return any(s == _squeezed(p) or (len(p) == 2 and s == _squeezed(p[::-1])) for p in params)
 
 
-def _conv_split(op: OpEvent, transposed_hint: bool) -> tuple[int, int] | None:
-    """(input, weight) FLOPs of a convolution_backward, each by torch's formula, the mask read off the outputs."""
-    if len(op.inputs) < 3:
-        return None
+def _conv_split(op: OpEvent) -> tuple[int, int]:
+    """(input, weight) FLOPs of a convolution_backward, each by torch's formula, under the recorded mask."""
     g, x, w = (list(t.shape) for t in op.inputs[:3])
-    mask = op.attrs.get("output_mask")
-    if isinstance(mask, list) and "transposed" in op.attrs:  # recorded: exact, nothing to infer
-        transposed = bool(op.attrs["transposed"])
-        part_in = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
-                                     [True, False, False], out_val=[x, w, None]) if mask[0] else 0
-        part_w = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
-                                    [False, True, False], out_val=[x, w, None]) if mask[1] else 0
-        return int(part_in), int(part_w)
-    shapes = [tuple(t.shape) for t in op.outputs]
-    options = []
-    for transposed in (transposed_hint, not transposed_hint):
-        for mask_in in (True, False):
-            for mask_w in (True, False):
-                expected = [tuple(x)] * mask_in + [tuple(w)] * mask_w
-                if shapes[:len(expected)] != expected or len(shapes) - len(expected) > 1:
-                    continue
-                part_in = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
-                                             [True, False, False], out_val=[x, w, None]) if mask_in else 0
-                part_w = conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None,
-                                            [False, True, False], out_val=[x, w, None]) if mask_w else 0
-                if part_in + part_w == op.flops:
-                    options.append((int(part_in), int(part_w)))
-    return options[0] if options else None
+    mask, transposed = cast(list[bool], op.attrs["output_mask"]), bool(op.attrs["transposed"])
+
+    def part(which: list[bool]) -> int:
+        return int(conv_backward_flop(g, x, w, None, None, None, None, transposed, None, None, which,
+                                      out_val=[x, w, None]))
+
+    return (part([True, False, False]) if mask[0] else 0), (part([False, True, False]) if mask[1] else 0)
 
 
-def split_op(op: OpEvent, params: set[int], layer_param_shapes: set[tuple[int, ...]],
-             transposed_hint: bool = False) -> tuple[int, int]:
+def split_op(op: OpEvent, params: set[int], layer_param_shapes: set[tuple[int, ...]]) -> tuple[int, int]:
     """(input-gradient, weight-gradient) FLOPs of one backward kernel (see the module docstring)."""
     if op.name == "aten.convolution_backward":
-        parts = _conv_split(op, transposed_hint)
-        if parts is not None:
-            return parts
+        return _conv_split(op)
     if any(t.tid in params for t in op.inputs):
         return op.flops, 0
     if op.outputs and layer_param_shapes and all(_param_shaped(t.shape, layer_param_shapes) for t in op.outputs):
@@ -223,18 +190,18 @@ class _Tally:
     ran: bool = False
 
 
-def _transposed(trace: Trace, cid: int | None) -> bool:
-    return cid is not None and any("transpose" in c.type.lower() and "conv" in c.type.lower()
-                                   for c in trace.path(cid))
-
-
 def _tally(trace: Trace) -> tuple[dict[str, _Tally], dict[str, CallEvent], int]:
     """Per layer name: forward matmul, backward input/weight matmul, other backward; and the unattributed rest."""
     params = parameter_tids(trace)
+    layers = call_layers(trace)
+
+    def layer_of(cid: int | None) -> int | None:
+        return None if cid is None else layers[cid]
+
     consumed: dict[int, set[tuple[int, ...]]] = {}
     for op in trace.ops:
         if op.phase == "forward":
-            layer = layer_of(trace, op.call)
+            layer = layer_of(op.call)
             if layer is not None:
                 consumed.setdefault(layer, set()).update(t.shape for t in op.inputs if t.tid in params)
     tallies: dict[str, _Tally] = {}
@@ -243,7 +210,7 @@ def _tally(trace: Trace) -> tuple[dict[str, _Tally], dict[str, CallEvent], int]:
     for op in trace.ops:
         if op.phase == "loss":
             continue
-        layer = layer_of(trace, op.call)
+        layer = layer_of(op.call)
         if layer is None:
             if op.phase == "backward" and op.category == "matmul":
                 unattributed += op.flops
@@ -259,7 +226,7 @@ def _tally(trace: Trace) -> tuple[dict[str, _Tally], dict[str, CallEvent], int]:
         if op.category != "matmul":
             tally.other += op.flops
             continue
-        part_in, part_w = split_op(op, params, consumed.get(layer, set()), _transposed(trace, op.call))
+        part_in, part_w = split_op(op, params, consumed.get(layer, set()))
         tally.input += part_in
         tally.weight += part_w
     return tallies, calls, unattributed

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from aelab.analysis.backward import layer_of, parameter_tids
+from aelab.analysis.backward import call_layers, parameter_tids
 from aelab.errors import UsageError
 from aelab.trace.records import Trace
 
@@ -134,7 +134,7 @@ def _role(name: str, encoder: set[str], decoder: set[str]) -> str | None:
 
 def data_flow(trace: Trace, bottleneck: Any = None, title: str | None = None) -> graphviz.Digraph:
     """The data flow of a trace as a DOT graph (see the module docstring)."""
-    layers = sorted({c for c in (layer_of(trace, call.cid) for call in trace.calls) if c is not None})
+    layers = sorted({c for c in call_layers(trace) if c is not None})
     params = parameter_tids(trace)
     encoder, decoder, latent = _roles(bottleneck)
     dot = graphviz.Digraph("dataflow", graph_attr={"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
