@@ -103,7 +103,7 @@ def test_every_renderer_round_trips_through_repr(layer_type: type[nn.Module]) ->
         "BatchNorm1d": nn.BatchNorm1d(7, momentum=0.2), "BatchNorm2d": nn.BatchNorm2d(3, affine=False),
         "LayerNorm": nn.LayerNorm(6), "Tanh": nn.Tanh(), "Sigmoid": nn.Sigmoid(), "Identity": nn.Identity(),
         "ReLU": nn.ReLU(inplace=True), "SiLU": nn.SiLU(), "GELU": nn.GELU(approximate="tanh"),
-        "LeakyReLU": nn.LeakyReLU(0.2), "ELU": nn.ELU(alpha=0.5), "Dropout": nn.Dropout(0.3),
+        "LeakyReLU": nn.LeakyReLU(0.2), "ELU": nn.ELU(alpha=0.5), "Dropout": nn.Dropout(0.3, inplace=True),
         "CausalConv1d": blocks.CausalConv1d(3, 5, 4, dilation=3), "Transpose": blocks.Transpose(1, 2),
         "Reshape": blocks.Reshape((3, 4)), "Flatten": blocks.Flatten(),
         "BernoulliLikelihood": likelihood.BernoulliLikelihood(),

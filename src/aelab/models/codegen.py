@@ -74,39 +74,23 @@ def _norm(m: Any) -> str:
             f"track_running_stats={m.track_running_stats})")
 
 
-@renders(nn.Tanh, nn.Sigmoid, nn.Identity)
-def _plain(m: nn.Module) -> str:
-    return f"nn.{type(m).__name__}()"
+#: layers made from keyword arguments alone -> those arguments' PyTorch defaults; only the ones that
+#: differ are written (`nn.LeakyReLU(negative_slope=0.2)`, `nn.ReLU()`). A new such layer is one entry.
+KEYWORD_LAYERS: dict[type[nn.Module], dict[str, Any]] = {
+    nn.Tanh: {}, nn.Sigmoid: {}, nn.Identity: {},
+    nn.ReLU: {"inplace": False}, nn.SiLU: {"inplace": False},
+    nn.GELU: {"approximate": "none"},
+    nn.LeakyReLU: {"negative_slope": 0.01, "inplace": False},
+    nn.ELU: {"alpha": 1.0, "inplace": False},
+    nn.Dropout: {"p": 0.5, "inplace": False},
+}
 
 
-def _kwargs(m: Any, defaults: dict[str, Any]) -> str:
-    """`name=value` for the attributes of `m` that differ from PyTorch's defaults."""
-    return ", ".join(f"{k}={getattr(m, k)!r}" for k, d in defaults.items() if getattr(m, k) != d)
-
-
-@renders(nn.ReLU, nn.SiLU)
-def _inplace(m: Any) -> str:
-    return f"nn.{type(m).__name__}({_kwargs(m, {'inplace': False})})"
-
-
-@renders(nn.GELU)
-def _gelu(m: nn.GELU) -> str:
-    return f"nn.GELU({_kwargs(m, {'approximate': 'none'})})"
-
-
-@renders(nn.LeakyReLU)
-def _leaky(m: nn.LeakyReLU) -> str:
-    return f"nn.LeakyReLU({_kwargs(m, {'negative_slope': 0.01, 'inplace': False})})"
-
-
-@renders(nn.ELU)
-def _elu(m: nn.ELU) -> str:
-    return f"nn.ELU({_kwargs(m, {'alpha': 1.0, 'inplace': False})})"
-
-
-@renders(nn.Dropout)
-def _dropout(m: nn.Dropout) -> str:
-    return f"nn.Dropout(p={m.p})"
+@renders(*KEYWORD_LAYERS)
+def _keywords(m: nn.Module) -> str:
+    defaults = KEYWORD_LAYERS[type(m)]
+    changed = ", ".join(f"{k}={getattr(m, k)!r}" for k, d in defaults.items() if getattr(m, k) != d)
+    return f"nn.{type(m).__name__}({changed})"
 
 
 @renders(CausalConv1d)
