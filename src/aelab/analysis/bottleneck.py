@@ -16,6 +16,7 @@ from typing import Any
 from aelab.analysis.bottleneck_notes import (
     Sizes,
     attribute_notes,
+    batch_shape,
     bypass_note,
     identity_notes,
     listing,
@@ -43,9 +44,6 @@ class Representation:
     role: str  # "input" | "encoder" | "latent" | "decoder" | "output"
     movement: bool = False  # a pure rearrangement of the value before it (transpose, view): same size
     bypass_per_sample: int = 0  # other values alive at this point that skip around it
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -76,9 +74,7 @@ class Bottleneck:
     position_word: str = ""  # "step" | "pixel" | "voxel" | "position" when the input has steps/pixels, else ""
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["path"] = [r.to_dict() for r in self.path]
-        return d
+        return asdict(self)  # recurses into `path`
 
 
 def _is_layer(unit: Unit | None) -> bool:
@@ -140,10 +136,7 @@ def _sample_latent(flow: DataFlow) -> int | None:
         return min(samples, key=lambda v: (flow.per_sample(v) or 0, v))
     if not any(v in flow.to_y for i in flow.noise_units for v in flow.units[i].outputs):
         return None
-    learned: set[int] = set()  # values that depend on a weighted layer's output
-    for unit in flow.units:
-        if unit.weighted or any(v in learned for v in unit.inputs):
-            learned.update(unit.outputs)
+    learned = flow.downstream({v for u in flow.units if u.weighted for v in u.outputs})  # after a weighted layer
     for unit in flow.units:
         if not unit.weighted or not flow.unit_on_path(unit.index):
             continue
@@ -234,7 +227,7 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
     if latent is None and (enc or dec):
         latent, source = _attribute_latent(flow, spine, enc, dec), "attribute"
     if latent is None:
-        latent, source = narrow if narrow is not None else y, "narrowest"
+        latent, source = narrow, "narrowest"
     if latent not in spine:
         first, second = flow.best_path(x, latent), flow.best_path(latent, y)
         if first is not None and second is not None:
@@ -279,15 +272,15 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
         notes.append(f"The input holds {flow.values[x].dtype} values (ids, not features): sizes count values, "
                      "and a ratio against it compares counts only.")
     if not reconstructs and is_ae:
-        notes.append(f"The output {_shape(y_shape, flow.batch)} differs in size from the input "
-                     f"{_shape(x_shape, flow.batch)}, but the model has encoder and decoder parts: read it as an "
-                     "autoencoder.")
+        notes.append(f"The output {batch_shape(y_shape, flow.batch)} differs in size from the input "
+                     f"{batch_shape(x_shape, flow.batch)}, but the model has encoder and decoder parts: read it as "
+                     "an autoencoder.")
     if bypassing:
         notes.append(bypass_note(flow, latent, bypassing, sizes))
     if lat_size > in_size:
         per = f" ({lat_pp:,} per {sizes.word} against {in_pp:,})" if lat_pp is not None and in_pp is not None else ""
         notes.append(f"The latent is wider than the input: {lat_size:,} values per sample against {in_size:,}{per}.")
-    notes += attribute_notes(flow, hints, enc, dec, latent, source, narrow_from, _shape)
+    notes += attribute_notes(flow, hints, enc, dec, latent, source, narrow_from)
     notes += noise_notes(flow, latent, source)
     notes += tied_notes(flow, enc_units, dec_units)
     notes += _structure_notes(flow, spine, per_position, sizes.word)
@@ -295,8 +288,9 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
         notes.append(f"Off the route through the latent (neither before nor after it): {listing(bypass)}.")
     ratio = in_size / lat_size
     ratio_pp = in_pp / lat_pp if in_pp is not None and lat_pp is not None and lat_pp else None
-    text = verdict(sizes, is_ae=is_ae, source=source, layer=name, shape=_shape(flow.values[latent].shape, flow.batch),
-                   x_shape=_shape(x_shape, flow.batch), y_shape=_shape(y_shape, flow.batch),
+    text = verdict(sizes, is_ae=is_ae, source=source, layer=name,
+                   shape=batch_shape(flow.values[latent].shape, flow.batch),
+                   x_shape=batch_shape(x_shape, flow.batch), y_shape=batch_shape(y_shape, flow.batch),
                    is_output=latent == y or all(u.is_move for u in _units_between(flow, spine, latent, y)),
                    narrower=(_name(flow, narrow_from), flow.per_sample(narrow_from) or 0)
                    if source == "attribute" and (flow.per_sample(narrow_from) or lat_size) < lat_size else None)
@@ -314,14 +308,6 @@ def _name(flow: DataFlow, vid: int) -> str:
     return unit.name if unit is not None else "input"
 
 
-def _shape(shape: tuple[int, ...] | list[int], batch: int) -> str:
-    """'(N, 50, 201)': the batch dim (the first dim equal to the batch) written N."""
-    dims = [str(d) for d in shape]
-    if batch in shape:
-        dims[list(shape).index(batch)] = "N"
-    return "(" + ", ".join(dims) + ")"
-
-
 def _units_between(flow: DataFlow, spine: list[int], a: int, b: int) -> list[Unit]:
     if a not in spine or b not in spine:
         return []
@@ -330,14 +316,7 @@ def _units_between(flow: DataFlow, spine: list[int], a: int, b: int) -> list[Uni
 
 def _split(flow: DataFlow, latent: int) -> tuple[list[int], list[int], list[int]]:
     """Leaf-level units on the path: before the latent (its ancestors), after it (its descendants), and neither."""
-    before = {latent}
-    for unit in reversed(flow.units):
-        if any(v in before for v in unit.outputs):
-            before.update(unit.inputs)
-    after = {latent}
-    for unit in flow.units:
-        if any(v in after for v in unit.inputs):
-            after.update(unit.outputs)
+    before, after = flow.upstream(latent), flow.downstream({latent})
     enc, dec, neither = [], [], []
     for unit in flow.units:
         listed = flow.unit_on_path(unit.index) or (

@@ -8,11 +8,18 @@ bounded range that no affine layer undoes exactly. `dataflow.classify` says whic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aelab.analysis.dataflow import COPY, POOLS, SELECT, Act, DataFlow, Unit, classify
 from aelab.analysis.hints import ModelHints
+
+
+def batch_shape(shape: tuple[int, ...] | list[int], batch: int) -> str:
+    """'(N, 50, 201)': the batch dim (the first dim equal to the batch) written N."""
+    dims = [str(d) for d in shape]
+    if batch in shape:
+        dims[list(shape).index(batch)] = "N"
+    return "(" + ", ".join(dims) + ")"
 
 
 def listing(names: list[str], most: int = 6) -> str:
@@ -236,7 +243,7 @@ def _modules(paths: tuple[str, ...]) -> str:
 
 
 def attribute_notes(flow: DataFlow, hints: ModelHints | None, enc: set[int], dec: set[int], latent: int,
-                    source: str, narrow: int | None, shape: Callable[[tuple[int, ...], int], str]) -> list[str]:
+                    source: str, narrow: int | None) -> list[str]:
     """Seed 001: is the model's own encoder/decoder split real? Say whether the data path agrees."""
     if hints is None:
         return []
@@ -269,8 +276,8 @@ def attribute_notes(flow: DataFlow, hints: ModelHints | None, enc: set[int], dec
         hand = f"{verb} to {d}" if feeds_dec and dec else f"{verb} on"
         parts = " / ".join(_modules(p) for p in (hints.encoder_modules, hints.decoder_modules) if p)
         notes.append(f"The data path agrees with the model's {parts}: the narrowest representation "
-                     f"({size:,} per sample, {layer} {shape(flow.values[latent].shape, flow.batch)}) is what {e} "
-                     f"{hand}.")
+                     f"({size:,} per sample, {layer} {batch_shape(flow.values[latent].shape, flow.batch)}) is "
+                     f"what {e} {hand}.")
     elif narrower and narrow is not None:
         n = flow.per_sample(narrow) or 0
         lead = (f"The model's {e} hand{'s' if len(hints.encoder_modules) <= 1 else ''} on {size:,} values per "

@@ -8,6 +8,7 @@ Pure functions over a `Trace`; nothing here runs a model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from aelab.analysis.summary import visible_calls
@@ -71,10 +72,7 @@ class Value:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass
@@ -127,13 +125,13 @@ class DataFlow:
         self.from_x: set[int] = set()
         self.y: int | None = None
         for i in range(len(trace.inputs)):  # the first input that some output depends on (values 0.. are inputs)
-            self.x, self.from_x = i, self._forward({i})
+            self.x, self.from_x = i, self.downstream({i})
             self.y = self._pick_output()
             if self.y is not None:
                 break
-        self.to_y = self._backward(self.y) if self.y is not None else set()
+        self.to_y = self.upstream(self.y) if self.y is not None else set()
         self.noise_units = [u.index for u in self.units if u.base in NOISE and u.call.kind == "function"]
-        self.noisy = self._forward({v for i in self.noise_units for v in self.units[i].outputs})
+        self.noisy = self.downstream({v for i in self.noise_units for v in self.units[i].outputs})
         for u in self.units:
             u.weighted = u.weighted or (u.base in WEIGHT_FUNCS and any(v not in self.from_x for v in u.inputs)
                                         and any(v in self.from_x for v in u.inputs))
@@ -180,14 +178,16 @@ class DataFlow:
         self.values.append(Value(len(self.values), tid, tuple(shape), dtype, producer))
         return len(self.values) - 1
 
-    def _forward(self, start: set[int]) -> set[int]:
+    def downstream(self, start: set[int]) -> set[int]:
+        """`start` and every value computed from it."""
         seen = set(start)
         for unit in self.units:  # units are in execution order, so one sweep suffices
             if any(v in seen for v in unit.inputs):
                 seen.update(unit.outputs)
         return seen
 
-    def _backward(self, end: int) -> set[int]:
+    def upstream(self, end: int) -> set[int]:
+        """`end` and every value it was computed from."""
         seen = {end}
         for unit in reversed(self.units):
             if any(v in seen for v in unit.outputs):

@@ -5,19 +5,12 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from aelab.analysis.bottleneck_notes import ratio_text
+from aelab.analysis.bottleneck_notes import batch_shape, ratio_text
 
 if TYPE_CHECKING:
     from aelab.analysis.bottleneck import Bottleneck, Representation
 
 WIDTH = 110
-
-
-def _shape(shape: list[int], batch: int) -> str:
-    dims = [str(d) for d in shape]
-    if batch in shape:
-        dims[shape.index(batch)] = "N"
-    return "(" + ", ".join(dims) + ")"
 
 
 def _names(names: list[str]) -> str:
@@ -56,8 +49,8 @@ def bottleneck_lines(b: Bottleneck) -> list[str]:
     ratio = f"compression {ratio_text(b.compression_ratio)}x"
     if b.compression_ratio_per_position is not None:
         ratio += f" (per {pos_word or 'position'} {ratio_text(b.compression_ratio_per_position)}x)"
-    lines = [f"Bottleneck: {b.layer} ({b.type}) {_shape(b.shape, b.batch)}: {b.per_sample:,} per sample{per}; "
-             f"{ratio}; found by {_SOURCE.get(b.latent_source, b.latent_source)}"]
+    lines = [f"Bottleneck: {b.layer} ({b.type}) {batch_shape(b.shape, b.batch)}: {b.per_sample:,} per sample"
+             f"{per}; {ratio}; found by {_SOURCE.get(b.latent_source, b.latent_source)}"]
     lines += _wrap(b.verdict, "  ", "  ")
     lines.append(f"Encoder: {_names(b.encoder)}")
     lines.append(f"Decoder: {_names(b.decoder)}")
@@ -71,7 +64,7 @@ def bottleneck_lines(b: Bottleneck) -> list[str]:
             extra.append(f"+{more} more at this width")
         if r.bypass_per_sample:
             extra.append(f"{r.bypass_per_sample:,} bypass")
-        table.append((r.layer, r.type, _shape(r.shape, b.batch), f"{r.per_sample:,}", pp, "  ".join(extra)))
+        table.append((r.layer, r.type, batch_shape(r.shape, b.batch), f"{r.per_sample:,}", pp, "  ".join(extra)))
     heads = ("layer", "type", "shape", "per sample", f"per {pos_word}", "")
     keep = [0, 1, 2, 3, 4, 5] if pos_word else [0, 1, 2, 3, 5]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(heads)]
