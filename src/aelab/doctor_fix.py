@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -180,31 +179,16 @@ class _CallPatches(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """FakeTensor logs a traceback for every kernel that raises; the doctor reports those errors itself."""
-    logger = logging.getLogger("torch._subclasses.fake_tensor")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _trace(state: _State) -> Trace:
+    """One trace of the state (the recorder itself keeps FakeTensor's per-kernel tracebacks out of the log)."""
     patches = _CallPatches(state.patches) if state.patches else contextlib.nullcontext()
-    with _quiet(), patches:
+    with patches:
         return record(state.model, state.inputs, state.kwinputs, backward=False)
 
 
 # --- the loop ------------------------------------------------------------------------------------------
 def _shapes(items: Sequence[InputLike]) -> list[tuple[int, ...]]:
-    out = []
-    for item in items:
-        spec = as_input_spec(item)
-        out.append(tuple(spec.shape))
-    return out
+    return [tuple(as_input_spec(item).shape) for item in items]
 
 
 def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, name: str | None = None,
@@ -249,5 +233,5 @@ def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, n
         findings.append(replace(cand, applied=True))
     output_shapes = [t.shape for t in trace.outputs] if trace.error is None else []
     final_inputs = _shapes(state.inputs)
-    return Diagnosis(name or type(model).__name__, _shapes(list(inputs)), findings, status, output_shapes,
+    return Diagnosis(name or type(model).__name__, _shapes(inputs), findings, status, output_shapes,
                      final_inputs, batch_of(final_inputs), stopped)
