@@ -202,8 +202,16 @@ class Flow:
 SIZING = ("Conv", "ConvTranspose", "MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "LPPool")
 
 
+def spatial_dims(cfg: ModuleConfig | None, *families: str) -> int | None:
+    """n for a torch.nn `<family>{n}d` class (Conv2d, ConvTranspose1d, MaxPool3d, ...), else None."""
+    if cfg is None or not cfg.base.startswith(families) or cfg.base[-2:] not in ("1d", "2d", "3d"):
+        return None
+    return int(cfg.base[-2])
+
+
 def is_sizing(cfg: ModuleConfig | None) -> bool:
-    return cfg is not None and cfg.base.startswith(SIZING) and cfg.base[-2:] in ("1d", "2d", "3d")
+    """A conv or pooling layer: it chooses the spatial sizes."""
+    return spatial_dims(cfg, *SIZING) is not None
 
 
 @dataclass(frozen=True)
@@ -249,10 +257,10 @@ def size_derivation(call: CallEvent, cfg: ModuleConfig) -> str | None:
     """For a conv/pool/transposed conv that changed a spatial size: "48 = 50 − 3 + 1" ("(H and W)" added
     when several dimensions share it), from `aelab.analysis.formulas`; checked against the traced sizes,
     None when nothing changed or the formula does not give what ran (a subclass with its own forward)."""
-    if not is_sizing(cfg) or not call.inputs or not call.outputs:
+    n = spatial_dims(cfg, *SIZING)
+    if n is None or not call.inputs or not call.outputs:
         return None
     cin, cout = call.inputs[0].shape, call.outputs[0].shape
-    n = int(cfg.base[-2])
     h = cfg.hyper
     k = _ints(cfg.base, h.get("kernel_size"), n, 1)
     s = _ints(cfg.base, h.get("stride") or h.get("kernel_size"), n, 1)
@@ -283,7 +291,7 @@ def size_derivation(call: CallEvent, cfg: ModuleConfig) -> str | None:
     return "; ".join(f"{text} ({' and '.join(dims)})" for text, dims in groups.items()) or None
 
 
-def source_text(source: Source, batch: int | None, model: str) -> str:
+def source_text(source: Source, model: str) -> str:
     """", the flattened output of conv (16, 48), where 48 = 50 − 3 + 1" (no leading value)."""
     per_sample = source.shape[1:] if len(source.shape) > 1 else source.shape
     what = "the flattened output" if source.merged_from else "the output"
@@ -296,7 +304,7 @@ def source_text(source: Source, batch: int | None, model: str) -> str:
 def origin(ctx: Context, x: TensorInfo) -> str:
     """ "the output of conv (16, 28, 28)" or "the flattened output of conv (16, 48), where 48 = 50 − 3 + 1"."""
     src = find_source(ctx.flow, x, ctx.modules)
-    text = source_text(src, ctx.batch, ctx.trace.model_type)
+    text = source_text(src, ctx.trace.model_type)
     cfg = ctx.modules.get(src.call.module) if src.call is not None and src.call.kind == "module" else None
     where = size_derivation(src.call, cfg) if src.call is not None and cfg is not None else None
     return text + (f", where {where}" if where else "")

@@ -21,8 +21,10 @@ from aelab.analysis.doctor import (
     constructor_line,
     error_text,
     find_source,
+    is_sizing,
     origin,
     shape_text,
+    spatial_dims,
     times,
 )
 from aelab.trace.records import CallEvent, TensorInfo
@@ -127,8 +129,7 @@ def explain_linear_in_features(ctx: Context) -> list[Finding]:
     src = find_source(ctx.flow, x, ctx.modules)
     out, value = cfg.hyper["out_features"], x.shape[-1]
     from_conv = src.call is not None and src.merged_from is None and len(x.shape) >= 3 and src.call.kind == "module" \
-        and ctx.modules.get(src.call.module) is not None and ctx.modules[src.call.module].base.startswith(
-            ("Conv", "MaxPool", "AvgPool", "Adaptive"))
+        and is_sizing(ctx.modules.get(src.call.module))
     if from_conv:  # a conv's (N, C, L) straight into a Linear: flatten it, as seed 004 says
         value = math.prod(x.shape[1:])
         kwargs = {"in_features": value, "out_features": out, "bias": cfg.hyper.get("bias", True)}
@@ -154,7 +155,7 @@ def explain_linear_in_features(ctx: Context) -> list[Finding]:
 
 # --- conv and normalisation ---------------------------------------------------------------------------
 def _channel_axis(cfg: ModuleConfig, x: TensorInfo) -> int | None:
-    n = int(cfg.base[-2]) if cfg.base[-2:] in ("1d", "2d", "3d") else None
+    n = spatial_dims(cfg, "Conv")
     if n is None:
         return None
     return 1 if len(x.shape) == n + 2 else 0 if len(x.shape) == n + 1 else None

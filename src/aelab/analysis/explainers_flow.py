@@ -19,6 +19,7 @@ from aelab.analysis.doctor import (
     origin,
     requested_shape,
     shape_text,
+    spatial_dims,
     times,
 )
 from aelab.analysis.formulas import DIM_NAMES, conv_transpose_size, per_dim
@@ -26,12 +27,6 @@ from aelab.analysis.formulas_inverse import solve_output_padding
 from aelab.trace.records import CallEvent
 
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
-
-
-def _spatial(cfg: ModuleConfig | None, *families: str) -> int | None:
-    if cfg is None or not cfg.base.startswith(families) or cfg.base[-2:] not in ("1d", "2d", "3d"):
-        return None
-    return int(cfg.base[-2])
 
 
 def explain_missing_batch(ctx: Context) -> list[Finding]:
@@ -44,7 +39,7 @@ def explain_missing_batch(ctx: Context) -> list[Finding]:
     x = trace.inputs[0]
     for call in trace.calls:
         cfg = ctx.modules.get(call.module) if call.kind == "module" else None
-        n = _spatial(cfg, "Conv")
+        n = spatial_dims(cfg, "Conv")
         if n is None or cfg is None or not call.inputs:
             continue
         src = find_source(ctx.flow, call.inputs[0], ctx.modules)
@@ -149,12 +144,12 @@ _CATS = ("torch.cat", "torch.concat", "torch.concatenate")
 _CAT_DIM = re.compile(r"except in dimension (-?\d+)")
 
 
-def solve_transpose(call: CallEvent, cfg: ModuleConfig, wants: dict[int, int]) -> tuple[dict[str, tuple[int, ...]],
-                                                                                        list[str]] | None:
+def solve_transpose(call: CallEvent, cfg: ModuleConfig,
+                    wants: dict[int, int]) -> tuple[dict[str, tuple[int, ...]], str] | None:
     """New output_padding (and, when that cannot reach it, padding) for a transposed conv so that output
-    dimension d (an index into its output shape) becomes wants[d]; with the derivations. None if
+    dimension d (an index into its output shape) becomes wants[d]; with the derivation. None if
     PyTorch's 0 ≤ output_padding < max(stride, dilation) leaves no way."""
-    n = _spatial(cfg, "ConvTranspose")
+    n = spatial_dims(cfg, "ConvTranspose")
     if n is None or not call.inputs:
         return None
     x, rank = call.inputs[0].shape, len(call.inputs[0].shape)
@@ -183,7 +178,7 @@ def solve_transpose(call: CallEvent, cfg: ModuleConfig, wants: dict[int, int]) -
     changes: dict[str, tuple[int, ...]] = {"output_padding": tuple(out_pad)}
     if tuple(pad) != p:
         changes["padding"] = tuple(pad)
-    return changes, ["; ".join(" = ".join([*lhs, rhs]) for rhs, lhs in texts.items())]
+    return changes, "; ".join(" = ".join([*lhs, rhs]) for rhs, lhs in texts.items())
 
 
 def explain_cat(ctx: Context) -> list[Finding]:
@@ -216,11 +211,11 @@ def explain_cat(ctx: Context) -> list[Finding]:
         solved = solve_transpose(src.call, cfg, {d: target[d] for d in dims})
         if solved is None:
             continue
-        changes, texts = solved
+        changes, text = solved
         return [Finding(
             "cat_size", call.name, call.type, head, f"tensors {listing}", expected,
             constructor_line(cfg, dict(changes)),
-            f"in {src.call.module}, which makes tensor {i}: {texts[0]}",
+            f"in {src.call.module}, which makes tensor {i}: {text}",
             [], error_text(ctx.error), Fix("set", src.call.module, dict(changes)))]
     i = odd[0]
     diff = differs[i]
@@ -259,7 +254,7 @@ def explain_autoencoder_output(ctx: Context) -> list[Finding]:
     out = next((t.shape for t in trace.outputs if _close(t.shape, x)), None)
     if out is None:
         return []
-    transposed = [c for c in trace.calls if c.kind == "module" and _spatial(ctx.modules.get(c.module),
+    transposed = [c for c in trace.calls if c.kind == "module" and spatial_dims(ctx.modules.get(c.module),
                                                                              "ConvTranspose")]
     if not transposed:
         return []
@@ -274,11 +269,11 @@ def explain_autoencoder_output(ctx: Context) -> list[Finding]:
         solved = solve_transpose(call, cfg, {d: y[d] + x[d] - out[d] for d in dims})
         if solved is None:
             continue
-        changes, texts = solved
+        changes, text = solved
         found.append(Finding(
             "autoencoder_output", call.module, cfg.type, f"{head}: {call.module} makes {shape_text(y, ctx.batch)}",
             f"output {shape_text(out, ctx.batch)}", f"{shape_text(x, ctx.batch)}, the input's shape",
-            constructor_line(cfg, dict(changes)), texts[0], [], None,
+            constructor_line(cfg, dict(changes)), text, [], None,
             Fix("set", call.module, dict(changes))))
     found.sort(key=lambda f: f.action is not None and "padding" in f.action.changes)  # output_padding alone first
     return found or [Finding("autoencoder_output", "", trace.model_type, head + "; no transposed conv's "
