@@ -138,7 +138,7 @@ def _int(kind: str, h: dict[str, Any], name: str, default: int | None, least: in
     return per_dim(kind, name, value, 1, least)[0]
 
 
-def _split(kind: LayerKind, x: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+def split_sample(kind: LayerKind, x: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
     """(channels, spatial sizes) of one sample, checked against the kind's dimensionality."""
     want = "C×" + "×".join(kind.dim_names)
     if len(x) != kind.spatial + 1:
@@ -153,13 +153,14 @@ def _check_out(kind: str, d: SizeDerivation, why: str) -> SizeDerivation:
     return d
 
 
-def _arg(v: tuple[int, ...]) -> str:
+def sizes_arg(v: tuple[int, ...]) -> str:
+    """A per-dimension argument as PyTorch takes it: (5, 5) -> "5", (3, 5) -> "(3, 5)"."""
     return str(v[0]) if len(set(v)) == 1 else str(v)
 
 
 def _call(cls: str, pos: list[str], named: dict[str, tuple[Any, Any]]) -> str:
     """`nn.Conv2d(1, 16, kernel_size=5, padding=2)`: only the arguments that differ from their default."""
-    args = pos + [f"{k}={_arg(v) if isinstance(v, tuple) else repr(v)}"
+    args = pos + [f"{k}={sizes_arg(v) if isinstance(v, tuple) else repr(v)}"
                   for k, (v, default) in named.items() if v != default]
     return f"nn.{cls}({', '.join(args)})"
 
@@ -177,7 +178,7 @@ def _prod(xs: tuple[int, ...]) -> str:
 # --- one explainer per family ---------------------------------------------------------------------------
 def _explain_conv(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch: int) -> LayerExplanation:
     """Conv*d and ConvTranspose*d: they share their checks; sizes, weight layout and FLOPs differ."""
-    c_in, sizes = _split(kind, x)
+    c_in, sizes = split_sample(kind, x)
     n, name, transposed = kind.spatial, kind.name, "transpose" in kind.name
     if h.get("in_channels") not in (None, c_in):
         raise UsageError(f"{name}: in_channels is {h['in_channels']} but the input has {c_in} channels")
@@ -220,11 +221,11 @@ def _explain_conv(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
     named |= {"output_padding": (op, zero)} if transposed else {}
     named |= {"dilation": (d, one), "groups": (groups, 1), "bias": (bias, True)}
     call = _call(f"ConvTranspose{n}d" if transposed else f"Conv{n}d",
-                 [str(c_in), str(c_out), f"kernel_size={_arg(k)}"], named)
+                 [str(c_in), str(c_out), f"kernel_size={sizes_arg(k)}"], named)
     k_names = ", ".join(f"k{dn}" for dn in kind.dim_names)
     b = " + b" if bias else ""
-    equation = (f"y = Wᵀ ⋆ x{b}: each input position adds W × its value into a {_arg(k)}-wide output window, "
-                f"windows {_arg(s)} apart (a conv's gradient)" if transposed else
+    equation = (f"y = Wᵀ ⋆ x{b}: each input position adds W × its value into a {sizes_arg(k)}-wide output window, "
+                f"windows {sizes_arg(s)} apart (a conv's gradient)" if transposed else
                 f"y = W ⋆ x{b}: each of the {c_out} filters slides over the input (cross-correlation)")
     layout = "in_channels, out_channels / groups" if transposed else "out_channels, in_channels / groups"
     flops_text = f"2 · ({_prod(w)}) · " + (f"({_prod(positions)})" if n > 1 else str(positions[0]))
@@ -237,7 +238,7 @@ def _explain_conv(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
 
 
 def _explain_pool(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch: int) -> LayerExplanation:
-    c, sizes = _split(kind, x)
+    c, sizes = split_sample(kind, x)
     n, name, is_max = kind.spatial, kind.name, kind.name.startswith("max")
     k = per_dim(name, "kernel_size", h.get("kernel_size"), n, 1)
     stride = h.get("stride")
@@ -265,7 +266,7 @@ def _explain_pool(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], batch:
     named["ceil_mode"] = (ceil, False)
     window = "×".join(map(str, k)) if n > 1 else f"{k[0]}-wide"
     return LayerExplanation(
-        name, _call(cls, [f"kernel_size={_arg(k)}"], named), x, out,
+        name, _call(cls, [f"kernel_size={sizes_arg(k)}"], named), x, out,
         derivs, f"y = {op} over each {window} window, per channel", None, "no weights", None, 0, "0", 0,
         f"not counted, as in torch.utils.flop_counter: {_prod(out)} outputs × windows of {_prod(k)} = "
         f"{math.prod(out) * math.prod(k) * batch} {'comparisons' if is_max else 'adds'}", batch)

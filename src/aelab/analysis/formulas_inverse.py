@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aelab.analysis.formulas import SizeDerivation, conv_size, conv_transpose_size, per_dim, resolve_kind
+from aelab.analysis.formulas import (
+    SizeDerivation,
+    conv_size,
+    conv_transpose_size,
+    per_dim,
+    resolve_kind,
+    split_sample,
+)
 from aelab.errors import UsageError
 
 
@@ -134,13 +141,10 @@ def solve_layer(kind: str, input_shape: tuple[int, ...], want: int | tuple[int, 
     if hyper.get(solved) is not None:
         raise UsageError(f"{entry.name}: --want solves {solved}, so leave {solved} out")
     n = entry.spatial
-    if len(input_shape) != n + 1:
-        raise UsageError(f"{entry.name} needs one sample's shape as C×{'×'.join(entry.dim_names)} "
-                         f"({n + 1} sizes), got {len(input_shape)} sizes")
+    _, sizes = split_sample(entry, input_shape)
     wants = per_dim(entry.name, "the wanted size", want, n, 1)
     k = per_dim(entry.name, "kernel_size", hyper.get("kernel_size"), n, 1)
     s, d = (per_dim(entry.name, key, hyper.get(key) or 1, n, 1) for key in ("stride", "dilation"))
-    sizes = input_shape[1:]
     if transposed:
         p = per_dim(entry.name, "padding", hyper.get("padding") or 0, n, 0)
         return tuple(solve_output_padding(sizes[i], wants[i], k[i], s[i], p[i], d[i], dim=dn)

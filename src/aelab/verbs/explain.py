@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from aelab.analysis.formulas import LayerExplanation, explain_layer, resolve_kind
+from aelab.analysis.formulas import LayerExplanation, explain_layer, resolve_kind, sizes_arg
 from aelab.analysis.formulas_inverse import SizeSolution, solve_layer
 from aelab.errors import UsageError
 from aelab.spec import parse_shape
@@ -103,15 +103,11 @@ def render_solutions(kind: str, solutions: tuple[SizeSolution, ...]) -> list[Tex
             lines.append(Text(f"  {'':<9}nearest: {setting}: {o.derivation.formula}", style="yellow"))
     if all(s.exact for s in solutions):
         picks = [s.exact[0] for s in solutions]
-        pad = _arg(tuple(o.padding for o in picks))
-        use = f"padding={pad}" + (f", output_padding={_arg(tuple(o.output_padding for o in picks))}"
+        pad = sizes_arg(tuple(o.padding for o in picks))
+        use = f"padding={pad}" + (f", output_padding={sizes_arg(tuple(o.output_padding for o in picks))}"
                                   if solves == "output_padding" else "")
         lines.append(_line("use", use))
     return lines
-
-
-def _arg(values: tuple[int, ...]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else str(values)
 
 
 def _input_shape(kind: str, input_text: str | None, hyper: dict[str, Any]) -> tuple[int, ...]:
