@@ -128,7 +128,9 @@ def batch() -> list[tuple[int, str, str]]:
     r = subprocess.run([sys.executable, "-c", _BATCH, json.dumps(argv)], cwd=ROOT, env=_env(), capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]  # type: ignore[misc]
+    results: list[tuple[int, str, str]] = [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+    assert len(results) == len(argv)  # the tests below zip them with their command lines
+    return results
 
 
 def test_cli_every_seed_model_exits_0(batch: list[tuple[int, str, str]]) -> None:
