@@ -80,24 +80,7 @@ class _FunctionRecorder(TorchFunctionMode):
         if names is None:
             return func(*args, **kwargs)
         short, type_ = names
-        name, module = st.function_name(short, type_)
-        call = st.open_call("function", name, type_, module)
-        call.inputs = st.infos((args, kwargs))
-        try:
-            out = func(*args, **kwargs)
-        except BaseException as exc:
-            call.failed = True
-            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
-            st.close_call(call)
-            raise
-        outs = flatten_tensors(out)
-        st.close_call(call)
-        if not outs:
-            st.discard_last_call(call)
-            return out
-        call.outputs = [st.info(t) for t in outs]
-        st.claim_nodes(outs, call.cid)
-        return out
+        return st.record_call("function", short, type_, (args, kwargs), lambda: func(*args, **kwargs))
 
 
 _SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
@@ -285,6 +268,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     return Trace(model_type=type(model).__name__, execution=execution, inputs=inputs, input_names=input_names,
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
+                 backward_requested=backward,
                  error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()})
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from aelab.trace.state import active
-from aelab.trace.tensors import flatten_tensors
 
 
 def _distribution_classes() -> list[type]:
@@ -31,23 +30,7 @@ def _wrap_sampler(method: Any, method_name: str) -> Any:
         if st is None or st.phase != "forward" or st.suppress_functions:
             return method(self, *args, **kwargs)
         type_ = f"{type(self).__name__}.{method_name}"
-        name, module = st.function_name(method_name, type_)
-        call = st.open_call("sample", name, type_, module)
-        st.suppress_functions += 1
-        try:
-            call.inputs = st.infos(self)
-            out = method(self, *args, **kwargs)
-        except BaseException as exc:
-            call.failed = True
-            st.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
-            raise
-        finally:
-            st.suppress_functions -= 1
-            st.close_call(call)
-        outs = flatten_tensors(out)
-        call.outputs = [st.info(t) for t in outs]
-        st.claim_nodes(outs, call.cid)
-        return out
+        return st.record_call("sample", method_name, type_, self, lambda: method(self, *args, **kwargs), opaque=True)
 
     return wrapper
 

@@ -115,6 +115,33 @@ class State:
         base = f"{module}.{short}" if module else short
         return (base if n == 0 else f"{base}_{n}"), module
 
+    def record_call(self, kind: str, short: str, type_: str, inputs: Any, fn: Any, *, opaque: bool = False) -> Any:
+        """Run `fn()` as a recorded function/sample call named after `short`, its tensors from `inputs`.
+
+        `opaque`: torch functions inside are not calls of their own (a sample is one step, not its
+        arithmetic). A call that returns no tensor (`x.size()`) is forgotten and its ops go to the parent.
+        """
+        name, module = self.function_name(short, type_)
+        call = self.open_call(kind, name, type_, module)
+        self.suppress_functions += opaque
+        try:
+            call.inputs = self.infos(inputs)
+            out = fn()
+        except BaseException as exc:
+            call.failed = True
+            self.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
+            raise
+        finally:
+            self.suppress_functions -= opaque
+            self.close_call(call)
+        outs = flatten_tensors(out)
+        if not outs:
+            self.discard_last_call(call)
+            return out
+        call.outputs = [self.info(t) for t in outs]
+        self.claim_nodes(outs, call.cid)
+        return out
+
     def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
         """Attribute autograd nodes created by this call, so backward kernels know whose they are."""
         todo: list[Any] = [t.grad_fn for t in outputs if t.grad_fn is not None]
