@@ -152,3 +152,16 @@ def test_data_dependent_op_falls_back_to_a_real_batch_of_one_and_says_so() -> No
     assert report.trace.execution == "real"
     assert any("batch of 1" in n for n in report.notes)
     assert report.summary.rows[0].output_shapes == [(1, 6)]
+
+
+def test_backward_not_run_is_unknown_not_zero_and_all_frozen_is_a_real_zero() -> None:
+    model = seeds.AE()
+    skipped = aelab.inspect(model, (2, 784), backward=False)
+    assert skipped.summary.totals.flops_backward is None
+    assert all(r.flops_backward is None for r in skipped.summary.rows)
+    assert skipped.to_dict()["totals"]["flops_backward"] is None
+    for p in model.parameters():
+        p.requires_grad_(False)
+    frozen = aelab.inspect(model, (2, 784))
+    _, truth = flop_counter(model, torch.randn(2, 784))  # FlopCounterMode: no trainable leaf, no backward
+    assert frozen.summary.totals.flops_backward == truth == 0

@@ -11,9 +11,11 @@ from typing import Any
 
 from torch import nn
 
+from aelab.analysis.bottleneck import Bottleneck, find_bottleneck
+from aelab.analysis.hints import collect_hints
 from aelab.analysis.summary import Summary, summarize
 from aelab.errors import UsageError
-from aelab.trace.record import InputLike, as_input_spec, record
+from aelab.trace.record import InputLike, record
 from aelab.trace.records import Trace
 
 
@@ -24,7 +26,7 @@ class Report:
     model: str
     trace: Trace
     summary: Summary
-    bottleneck: Any = None  # aelab.analysis.bottleneck.Bottleneck, when the analysis ran
+    bottleneck: Bottleneck | None = None  # None when the forward failed or no output depends on an input
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
     explanations: dict[str, Any] = field(default_factory=dict)  # row name -> formulas.LayerExplanation
@@ -47,21 +49,12 @@ class Report:
         return render_text(self)
 
     def _repr_html_(self) -> str:
-        try:
-            from aelab.render.html import render_html
-        except ImportError:
-            import html
+        from aelab.render.html import render_html
 
-            return f"<pre>{html.escape(str(self))}</pre>"
         return render_html(self)
 
 
-def _bottleneck(trace: Trace, model: nn.Module) -> Any:
-    try:
-        from aelab.analysis.bottleneck import find_bottleneck
-        from aelab.analysis.hints import collect_hints
-    except ImportError:
-        return None
+def _bottleneck(trace: Trace, model: nn.Module) -> Bottleneck | None:
     if trace.error is not None:
         return None
     return find_bottleneck(trace, collect_hints(model))
@@ -97,9 +90,7 @@ def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, back
         raise UsageError(f"inspect() needs a torch.nn.Module, not {type(model).__name__}")
     if depth is not None and depth < 1:
         raise UsageError("depth must be at least 1")
-    specs = [as_input_spec(x) for x in inputs]
-    kwspecs = {k: as_input_spec(v) for k, v in kwinputs.items()}
-    trace = record(model, specs, kwspecs, backward=backward)
+    trace = record(model, inputs, kwinputs, backward=backward)
     report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
                     notes=list(trace.notes))
     report.bottleneck = _bottleneck(trace, model)

@@ -30,7 +30,7 @@ class LayerRow:
     trainable_params: int
     flops: int  # forward multiply-add work (matmul category)
     flops_other: int  # forward elementwise/normalisation/softmax/pooling/reduction
-    flops_backward: int  # backward multiply-add work attributed to this row
+    flops_backward: int | None  # backward multiply-add work of this row; None when backward was not run
     output_bytes: int
     is_leaf: bool
     tied: list[str] = field(default_factory=list)
@@ -51,8 +51,8 @@ class Totals:
     flops_forward: int
     flops_forward_other: int
     flops_forward_by_category: dict[str, int]
-    flops_backward: int
-    flops_backward_other: int
+    flops_backward: int | None  # None when backward was not run (--no-backward, or the forward failed)
+    flops_backward_other: int | None
     flops_backward_by_category: dict[str, int]
     activation_bytes: int  # bytes written by forward kernels (views excluded)
     saved_bytes: int  # activations autograd keeps for backward (parameters excluded)
@@ -76,7 +76,7 @@ def visible_calls(trace: Trace) -> list[CallEvent]:
             out.append(call)
             continue
         parent = trace.calls[call.parent]
-        if any(trace.calls[c].kind == "module" for c in parent.children) or parent.parent is None:
+        if parent.parent is None or _module_children_exist(trace, parent):
             out.append(call)
     return out
 
@@ -85,9 +85,15 @@ def _module_children_exist(trace: Trace, call: CallEvent) -> bool:
     return any(trace.calls[c].kind == "module" for c in call.children)
 
 
+def backward_known(trace: Trace) -> bool:
+    """Whether backward counts mean something: asked for, and the forward ran (0 then means nothing trains)."""
+    return trace.backward_requested and trace.error is None
+
+
 def summarize(trace: Trace) -> Summary:
     """Rows for every visible call and whole-model totals."""
     n = len(trace.calls)
+    known = backward_known(trace)
     fwd_mm = [0] * n
     fwd_other = [0] * n
     bwd_mm = [0] * n
@@ -125,7 +131,7 @@ def summarize(trace: Trace) -> Summary:
             depth=call.depth, input_shapes=[t.shape for t in call.inputs],
             output_shapes=[t.shape for t in call.outputs],
             params=params, trainable_params=trainable, flops=fwd_mm[call.cid], flops_other=fwd_other[call.cid],
-            flops_backward=bwd_mm[call.cid], output_bytes=sum(t.nbytes for t in call.outputs),
+            flops_backward=bwd_mm[call.cid] if known else None, output_bytes=sum(t.nbytes for t in call.outputs),
             is_leaf=not _module_children_exist(trace, call), tied=tied, failed=call.failed,
         ))
     return Summary(rows, totals(trace))
@@ -154,8 +160,9 @@ def totals(trace: Trace) -> Totals:
         param_bytes=sum(p.nbytes for p in trace.params), buffers=sum(b.numel for b in trace.buffers),
         buffer_bytes=sum(b.nbytes for b in trace.buffers), tied_params=sum(p.numel for p in trace.shared_params),
         flops_forward=fwd["matmul"], flops_forward_other=sum(v for k, v in fwd.items() if k != "matmul"),
-        flops_forward_by_category=dict(fwd), flops_backward=bwd["matmul"],
-        flops_backward_other=sum(v for k, v in bwd.items() if k != "matmul"), flops_backward_by_category=dict(bwd),
+        flops_forward_by_category=dict(fwd), flops_backward=bwd["matmul"] if backward_known(trace) else None,
+        flops_backward_other=sum(v for k, v in bwd.items() if k != "matmul") if backward_known(trace) else None,
+        flops_backward_by_category=dict(bwd),
         activation_bytes=activation, saved_bytes=sum(t.nbytes for t in trace.saved_for_backward),
         not_counted=dict(not_counted), backward_ran=trace.backward_ran,
     )

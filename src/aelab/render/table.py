@@ -79,12 +79,14 @@ def totals_lines(report: Report) -> list[str]:
                  + (f"; besides: {si(t.flops_forward_other)} other ({other})" if t.flops_forward_other else ""))
     if trace.error is not None:
         lines.append("Backward FLOPs: not run (the forward failed)")
+    elif t.flops_backward is None:
+        lines.append("Backward FLOPs: not run (--no-backward)")
     elif t.backward_ran:
         lines.append(f"Backward FLOPs: {si(t.flops_backward)} multiply-add work"
                      + (f" + {si(t.flops_backward_other)} other" if t.flops_backward_other else "")
                      + f" (gradients of the {count(t.trainable_params)} trainable parameters)")
     else:
-        lines.append("Backward FLOPs: not run (nothing trainable, or no differentiable output)")
+        lines.append("Backward FLOPs: 0 (no trainable parameter, or no differentiable output)")
     lines.append(f"Activations: forward kernels write {nbytes(t.activation_bytes)}; "
                  f"autograd keeps {nbytes(t.saved_bytes)} for backward")
     if t.not_counted:
@@ -131,10 +133,8 @@ def formula_lines(report: Report) -> list[str]:
 def bottleneck_lines(report: Report) -> list[str]:
     if report.bottleneck is None:
         return []
-    try:
-        from aelab.render.bottleneck_text import bottleneck_lines as lines
-    except ImportError:
-        return [f"Bottleneck: {report.bottleneck.verdict}"]
+    from aelab.render.bottleneck_text import bottleneck_lines as lines
+
     return lines(report.bottleneck)
 
 

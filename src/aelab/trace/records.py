@@ -99,6 +99,7 @@ class Trace:
     shared_params: list[ParamInfo] = field(default_factory=list)  # repeats of a storage already counted
     saved_for_backward: list[TensorInfo] = field(default_factory=list)
     backward_ran: bool = False
+    backward_requested: bool = True  # False under --no-backward: backward counts are unknown, not zero
     error: TraceError | None = None
     notes: list[str] = field(default_factory=list)
     module_types: dict[str, str] = field(default_factory=dict)  # path -> class name, for every named module
