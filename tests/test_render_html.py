@@ -8,10 +8,12 @@ import re
 from html.parser import HTMLParser
 
 import seeds
+import torch
 from torch import nn
 
 import aelab
 from aelab.render.html import render_html
+from aelab.render.units import shape
 
 
 class _Collect(HTMLParser):
@@ -86,7 +88,9 @@ def test_failed_forward_shows_the_error_and_the_doctors_fix() -> None:
     model = __import__("broken").ConvNet2dWrong()
     report = aelab.inspect(model, (1, 1, 28, 28))
     page = render_html(report)
-    assert "The forward failed in" in page and "aelab doctor" in page
+    # the failing layer is the innermost module (fc), not the torch function inside it, as the text table says
+    assert "Forward failed in fc: RuntimeError:" in page and "<code>aelab doctor</code>" in page
+    assert "fc.linear" not in page.split("<h2>Doctor</h2>")[1].split("<h2>")[0]
     assert 'class=failed' in page
     diagnosis = aelab.diagnose(model, (1, 1, 28, 28))
     page = render_html(report, diagnosis)
@@ -103,3 +107,17 @@ def test_no_data_path_and_depth() -> None:
     assert "No data path" in page and 'id="hourglass"' not in page
     page = render_html(aelab.inspect(seeds.SeqVAE(), (2, 5, 201), depth=1))
     assert 'data-initial-depth="1"' in page
+
+
+def test_formulas_carry_the_layers_numbers() -> None:
+    """With the explanations (--format html fills them), a layer's size formula has its real numbers;
+    without them, the layer type's equation and its weight shapes."""
+    model = seeds.ConvNet2d()
+    out = model.conv(torch.zeros(2, 1, 28, 28))
+    page = render_html(aelab.inspect(model, (2, 1, 28, 28), explain=True))
+    formulas = page.split("<h2>Formulas</h2>")[1]
+    conv = next(line for line in formulas.split("<li>") if line.startswith("<code>conv</code>"))
+    assert f"= {out.shape[2]};" in conv and f"W {tuple(model.conv.weight.shape)}" in conv
+    page = render_html(aelab.inspect(model, (2, 1, 28, 28)))
+    fc = next(line for line in page.split("<h2>Formulas</h2>")[1].split("<li>") if line.startswith("<code>fc</code>"))
+    assert "y = x Wᵀ + b" in fc and f"weight {shape(tuple(model.fc.weight.shape))}" in fc

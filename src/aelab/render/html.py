@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 from typing import TYPE_CHECKING, Any
 
 from aelab.errors import UsageError
+from aelab.render.table import error_lines, explanation_lines, totals_lines
 from aelab.render.units import count, shape, shapes, si
 
 if TYPE_CHECKING:
@@ -150,7 +152,7 @@ def _verdict(report: Report) -> str:
 
 
 def _doctor(report: Report, diagnosis: Any) -> str:
-    diagnosis = diagnosis if diagnosis is not None else getattr(report, "diagnosis", None)
+    diagnosis = diagnosis if diagnosis is not None else report.diagnosis
     if diagnosis is not None and getattr(diagnosis, "findings", None):
         items = []
         for f in diagnosis.findings:
@@ -162,12 +164,10 @@ def _doctor(report: Report, diagnosis: Any) -> str:
                 lines.append(f"why: {_e(f.derivation)}")
             items.append('<div class="problem">' + "<br>".join(lines) + "</div>")
         return "".join(items)
-    err = report.trace.error
-    if err is not None:
-        first = err.message.strip().splitlines()[0] if err.message.strip() else err.exc_type
-        where = report.trace.calls[err.call_stack[-1]].name if err.call_stack else report.model
-        return (f'<div class="problem">The forward failed in <code>{_e(where)}</code>: {_e(err.exc_type)}: '
-                f"{_e(first)}<br>Run <code>aelab doctor</code> on the same model and inputs for the fix.</div>")
+    failed = error_lines(report)  # the same words (and failing layer) as the text table
+    if failed:
+        return '<div class="problem">' + "<br>".join(re.sub(r"`([^`]*)`", r"<code>\1</code>", _e(line))
+                                                     for line in failed) + "</div>"
     return "<p>The forward ran on these inputs: no shape problem to report.</p>"
 
 
@@ -186,19 +186,17 @@ def _formula(report: Report, row: LayerRow) -> str | None:
 
 
 def _formulas(report: Report) -> str:
-    explanations = getattr(report, "explanations", None) or {}
     items = []
     for row in report.summary.rows:
         if not row.is_leaf:
             continue
-        line = _formula(report, row)
-        extra = explanations.get(row.name)
-        if extra is not None:
-            derivations = "; ".join(d.formula for d in getattr(extra, "derivations", ()))
-            text = f"<code>{_e(row.name)}</code>: <code>{_e(extra.equation)}</code>"
-            if derivations:
-                text += f"; {_e(derivations)}"
-            line = f"<li>{text}</li>"
+        exp = report.explanations.get(row.name)  # the size formulas with their numbers, when --explain/html filled them
+        if exp is not None:
+            equation, *rest = explanation_lines(exp)
+            line: str | None = f"<li><code>{_e(row.name)}</code> ({_e(row.type)}): <code>{_e(equation)}</code>" \
+                + "".join(f"; {_e(r)}" for r in rest) + "</li>"
+        else:
+            line = _formula(report, row)
         if line:
             items.append(line)
     return "<ul>" + "".join(items) + "</ul>" if items else "<p>No layer with a known equation.</p>"
@@ -224,8 +222,6 @@ def _graph(report: Report) -> str:
 
 def render_html_fragment(report: Report, diagnosis: Any = None) -> str:
     """The report as one `<div class="aelab-report">` with its own scoped style and script (for Jupyter)."""
-    from aelab.render.table import totals_lines
-
     uid = f"aelab-report-{next(_IDS)}"
     table, initial = _table(report)
     inputs = ", ".join(f"{shape(t.shape)} {t.dtype}" for t in report.trace.inputs)
