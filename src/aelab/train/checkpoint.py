@@ -56,8 +56,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    atomic_write(path, _json_bytes(obj))
 
 
 def weights_bytes(tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -137,7 +141,7 @@ def save_checkpoint(run_dir: Path, epoch: int, model: dict[str, Tensor], optimiz
     for name, data in files.items():
         _write_durable(tmp / name, data)
     body = dict(state, epoch=epoch, sha256={n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
-    _write_durable(tmp / "state.json", (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+    _write_durable(tmp / "state.json", _json_bytes(body))
     fsync_dir(tmp)
     if final.exists():  # an epoch redone after a resume from an older checkpoint
         shutil.rmtree(final)

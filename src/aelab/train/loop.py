@@ -106,12 +106,13 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     net.train()
     sums = _Sums(world)
     params = [p for p in net.parameters() if p.requires_grad]
+    cast = autocast(world.device, amp)  # built once: re-entered every step
     start = time.perf_counter()
     for i, xb in enumerate(batches):
         lr = lr_for(first_step + i)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with autocast(world.device, amp):
+        with cast:
             total, recon, kl = net(xb)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -135,11 +136,12 @@ def validate(net: nn.Module, batches: Iterable[Tensor], world: World, amp: str =
     validation loss estimates the same -ELBO the training loss does)."""
     net.eval()
     sums = _Sums(world)
+    cast = autocast(world.device, amp)
     start = time.perf_counter()
     for xb in batches:
         if xb.shape[0] == 0:
             continue
-        with autocast(world.device, amp):
+        with cast:
             total, recon, kl = net(xb)
         sums.add(total, recon, kl, xb.shape[0])
     return _stats(sums.totals(), time.perf_counter() - start)

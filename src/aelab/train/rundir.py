@@ -18,7 +18,6 @@ from aelab.errors import UsageError
 from aelab.train.checkpoint import (
     atomic_write_json,
     complete_checkpoints,
-    load_checkpoint,
     load_into,
     read_json,
     read_weights,
@@ -101,8 +100,11 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
     load_into(model, read_weights(run_dir / MODEL), run_dir / MODEL)
     history: list[dict[str, Any]] = []
     found = complete_checkpoints(run_dir)
-    if found:
-        history = list(load_checkpoint(found[-1]).state.get("history", []))
+    if found:  # only the history: the checkpoint's weights and optimizer state are not needed here
+        state = read_json(found[-1] / "state.json")
+        if not isinstance(state, dict):
+            raise UsageError(f"{found[-1] / 'state.json'} is corrupt: not a JSON object")
+        history = list(state.get("history", []))
     dev = torch.device(device)
     model.to(dev).eval()
     return LoadedRun(run_dir, info, model, history, dev)
