@@ -183,17 +183,3 @@ class GatedConvAE(nn.Module):
         h = h * self.gate(h).view(h.size(0), -1, 1, 1)
         return self.up(torch.relu(self.squeeze(h)))
 
-
-#: name -> (constructor, an input shape it accepts); tests and docs iterate over this.
-ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
-    "TiedAE": (TiedAE, (2, 784)),
-    "LSTMAE": (LSTMAE, (4, 30, 8)),
-    "UNet": (UNet, (2, 3, 64, 64)),
-    "ConvAE": (ConvAE, (2, 3, 64, 64)),
-    "AsymmetricAE": (AsymmetricAE, (2, 784)),
-    "ReparamVAE": (ReparamVAE, (2, 784)),
-    "DenoisingAE": (DenoisingAE, (2, 784)),
-    "OvercompleteAE": (OvercompleteAE, (2, 20)),
-    "ResidualAE": (ResidualAE, (2, 64)),
-    "GatedConvAE": (GatedConvAE, (2, 3, 32, 32)),
-}

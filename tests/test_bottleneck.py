@@ -42,8 +42,9 @@ def seed_results() -> dict[str, Bottleneck]:
 def test_seed_golden(seed_results: dict[str, Bottleneck], name: str) -> None:
     text = json.dumps(seed_results[name].to_dict(), indent=1) + "\n"
     path = GOLDEN / f"bottleneck_{name}.json"
-    if REGEN or not path.exists():
+    if REGEN:
         path.write_text(text)
+    assert path.exists(), f"{path.name} is missing (AELAB_REGEN_GOLDEN=1 writes it)"
     assert text == path.read_text(), f"{path.name} changed (AELAB_REGEN_GOLDEN=1 rewrites it)"
 
 

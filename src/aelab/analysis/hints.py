@@ -25,10 +25,6 @@ class ModelHints:
     has_encode: bool = False
     has_decode: bool = False
 
-    @property
-    def has_attributes(self) -> bool:
-        return bool(self.encoder_modules or self.decoder_modules)
-
 
 def _named(model: nn.Module, pattern: re.Pattern[str]) -> tuple[str, ...]:
     """Paths of submodules whose own name matches, at the shallowest depth where any does (not inside a match)."""
