@@ -24,8 +24,9 @@ SEED_CASES = {
 
 def _golden(name: str, text: str) -> None:
     path = GOLDEN / name
-    if REGEN or not path.exists():
+    if REGEN:
         path.write_text(text)
+    assert path.exists(), f"{name} has no golden file: write it with AELAB_REGEN_GOLDEN=1 and review it"
     assert text == path.read_text(), f"{name} differs from the golden file (AELAB_REGEN_GOLDEN=1 rewrites it)"
 
 
