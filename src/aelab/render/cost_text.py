@@ -11,7 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from aelab.render.units import count, nbytes, si
+from aelab.render.units import count, nbytes, shape, si
 
 if TYPE_CHECKING:
     from aelab.analysis.backward import BackwardCost, LayerCost
@@ -95,7 +95,7 @@ def render_cost_text(cost: BackwardCost, width: int = 140, color: bool = False) 
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
                       highlight=False, soft_wrap=False)
-    inputs = ", ".join("(" + ", ".join(map(str, s)) + ")" for s in cost.inputs)
+    inputs = ", ".join(shape(s) for s in cost.inputs)
     console.print(f"{cost.model}  ←  {inputs}", markup=False)
     console.print(layer_table(cost))
     legend = "; ".join(f"{k}: {v}" for k, v in STATUS_WORDS.items())

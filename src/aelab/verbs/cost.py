@@ -41,7 +41,7 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
     once with every parameter trainable. FLOPs count a multiply-add as 2, as
     torch.utils.flop_counter does, and are the kernels autograd really runs.
     """
-    from aelab.costing import cost
+    from aelab.costing import choose, cost
 
     if measure:
         from aelab.measure import resolve_device
@@ -55,21 +55,18 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
     model, positional = loaded.model, loaded.positional
     keyword: dict[str, Any] = dict(loaded.keyword)
     result = cost(model, *positional, trainable=trainable, freeze=freeze, name=loaded.name, **keyword)
+    flags = choose(model, trainable, freeze)  # the pattern cost() recorded; a rebuilt model has the same names
     if measure:
-        from aelab.costing import choose
         from aelab.measure import resolve_device, time_patterns
 
         dev = resolve_device(device)
-        real = loaded.rebuild(str(dev))
-        flags = choose(real, trainable, freeze)
-        result.timing = time_patterns(real, list(positional), keyword, {"pattern": flags,
-                                                                         "all": dict.fromkeys(flags, True)},
+        result.timing = time_patterns(loaded.rebuild(str(dev)), list(positional), keyword,
+                                      {"pattern": flags, "all": dict.fromkeys(flags, True)},
                                       device=str(dev), repeats=repeats, warmup=warmup, threads=threads)
     if graph:
-        from aelab.costing import backward_graph, choose
+        from aelab.costing import backward_graph
         from aelab.render.graph import render_backward_graph
 
-        flags = choose(model, trainable, freeze)
         render_backward_graph(backward_graph(model, positional, flags, keyword), Path(graph),
                               title=f"{loaded.name}: backward with {len(result.trainable)} of "
                                     f"{len(result.trainable) + len(result.frozen)} parameter tensors trainable")
