@@ -97,3 +97,5 @@ def test_detect_a_user_file_without_labels(cli, tmp_path: Path) -> None:  # type
     assert len((run / "scores.csv").read_text().splitlines()) == 71  # header + every row of a file not trained on
     own = cli("detect", str(run))  # the run's own file: its held-out test rows (20%)
     assert own.returncode == 0 and len((run / "scores.csv").read_text().splitlines()) == 41
+    nowhere = cli("detect", str(run), "--out", str(tmp_path / "missing" / "s.csv"))
+    assert nowhere.returncode == 2 and "cannot write" in nowhere.stderr and "Traceback" not in nowhere.stderr

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aelab.evaluate.detect import SCORES, Detection, detect, write_csv
+from aelab.evaluate.detect import SCORES, Detection, csv_text, detect
 from aelab.evaluate.metrics import METRICS, Metric
 from aelab.evaluate.nll import LikelihoodEstimate, importance_sampled
 from aelab.evaluate.report import Evaluation, MetricSummary, Outputs, eval_rows, evaluate, run_dataset
 
 __all__ = ["METRICS", "SCORES", "Detection", "Evaluation", "LikelihoodEstimate", "Metric", "MetricSummary",
-           "Outputs", "detect", "eval_rows", "evaluate", "importance_sampled", "run_dataset", "write_csv"]
+           "Outputs", "csv_text", "detect", "eval_rows", "evaluate", "importance_sampled", "run_dataset"]

@@ -19,6 +19,7 @@ from aelab.data.records import Dataset
 from aelab.errors import UsageError
 from aelab.evaluate.metrics import mse
 from aelab.evaluate.nll import importance_sampled
+from aelab.evaluate.report import check_fits
 from aelab.train.rundir import LoadedRun
 
 
@@ -71,10 +72,8 @@ def anomaly_labels(y: Tensor | None, normal_class: int | None) -> tuple[Tensor |
 def detect(run: LoadedRun, ds: Dataset, rows: Tensor, score: str = "auto", samples: int = 10,
            normal_class: int | None = None, batch_size: int = 256) -> Detection:
     """Score every row in `rows`; with usable labels, AUROC and AUPR (higher score = more anomalous)."""
+    check_fits(run, ds)
     model = run.model
-    if ds.sample_shape != tuple(model.input_shape):
-        raise UsageError(f"data '{ds.name}' has rows of shape {ds.sample_shape}; the run's model takes "
-                         f"{tuple(model.input_shape)}")
     if score == "auto":
         score = "elbo" if model.is_vae else "recon"
     if score not in SCORES:
@@ -106,16 +105,11 @@ def detect(run: LoadedRun, ds: Dataset, rows: Tensor, score: str = "auto", sampl
     return Detection(score, rows, scores, labels, anomaly, auroc, aupr, normal)
 
 
-def write_csv(det: Detection, path: Any) -> None:
+def csv_text(det: Detection) -> str:
     """One line per row: row index, score, and the label and anomaly flag where known."""
-    with open(path, "w") as f:
-        cols = ["row", "score"] + (["label"] if det.labels is not None else []) + \
-            (["anomaly"] if det.anomaly is not None else [])
-        f.write(",".join(cols) + "\n")
-        for i in range(len(det.rows)):
-            line = [str(int(det.rows[i])), repr(float(det.scores[i]))]
-            if det.labels is not None:
-                line.append(str(int(det.labels[i])))
-            if det.anomaly is not None:
-                line.append(str(int(det.anomaly[i])))
-            f.write(",".join(line) + "\n")
+    cols = [["row", *map(str, det.rows.tolist())], ["score", *map(repr, det.scores.tolist())]]
+    if det.labels is not None:
+        cols.append(["label", *map(str, det.labels.tolist())])
+    if det.anomaly is not None:
+        cols.append(["anomaly", *map(str, det.anomaly.tolist())])
+    return "".join(",".join(line) + "\n" for line in zip(*cols))

@@ -65,6 +65,13 @@ def run_dataset(run: LoadedRun) -> Dataset:
     return load(t.data, t.data_options, t.skip_bad)
 
 
+def check_fits(run: LoadedRun, ds: Dataset) -> None:
+    """A UsageError unless the rows of `ds` have the shape the run's model takes."""
+    if ds.sample_shape != tuple(run.model.input_shape):
+        raise UsageError(f"data '{ds.name}' has rows of shape {ds.sample_shape}; the run's model takes "
+                         f"{tuple(run.model.input_shape)}")
+
+
 def eval_rows(ds: Dataset, part: str, limit: int | None) -> Tensor:
     if part not in ("test", "train", "all"):
         raise UsageError(f"--part must be test, train or all, got {part!r}")
@@ -89,9 +96,7 @@ def evaluate(run: LoadedRun, ds: Dataset, rows: Tensor, nll_samples: int = 1000,
              batch_size: int = 256, keep: int = 16, part: str = "test") -> tuple[Evaluation, Outputs]:
     """Reconstruction metrics on every row; for VAEs the ELBO and the importance-sampled NLL
     (K = `nll_samples`) on the first `nll_rows` rows. Per-class means where the data have labels."""
-    if ds.sample_shape != tuple(run.model.input_shape):
-        raise UsageError(f"data '{ds.name}' has rows of shape {ds.sample_shape}, the run's model takes "
-                         f"{tuple(run.model.input_shape)}")
+    check_fits(run, ds)
     model, device = run.model, run.device
     unit = bool(ds.unit_interval and run.info.normalizer.identity)
     chosen = {k: m for k, m in METRICS.items() if unit or not m.needs_unit_interval}

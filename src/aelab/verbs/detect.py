@@ -8,11 +8,12 @@ import click
 import torch
 
 from aelab.data import SOURCES, load
-from aelab.evaluate import SCORES, detect, eval_rows, write_csv
+from aelab.evaluate import SCORES, csv_text, detect, eval_rows
 from aelab.spec import parse_kwargs
 from aelab.train import load_run
 from aelab.train.checkpoint import atomic_write_json
 from aelab.train.distributed import pick_device
+from aelab.verbs.io import write_output
 
 
 @click.command(name="detect")
@@ -45,7 +46,7 @@ def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, s
     torch.manual_seed(seed)
     det = detect(loaded, ds, rows, score, samples, normal_class)
     out = out or run / "scores.csv"
-    write_csv(det, out)
+    write_output(csv_text(det), str(out))
     summary = det.summary() | {"data": name, "part": part, "csv": str(out)}
     atomic_write_json(out.with_suffix(".json"), summary)
     click.echo(f"{len(rows):,} rows of {ds.name} ({part}) scored by {SCORES[det.score][2]}: {out}")
