@@ -262,3 +262,16 @@ def test_graph_marks_equal_autograds_own_pattern_graph(name: str, shape: tuple[i
     created = Counter((n.module, n.label, n.param) for n in real.nodes)
     assert running == created
     assert len(marked.nodes) > len(real.nodes)  # something was skipped, and it is in the drawing, greyed
+
+
+def test_graph_of_a_deep_model() -> None:
+    """Thousands of autograd nodes in a chain (deeper than Python's recursion limit) are walked and marked."""
+    depth = 1500
+    with torch.device("meta"):
+        model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(depth)])
+    flags = {n: n.startswith("3.") for n, _ in model.named_parameters()}
+    graph = backward_graph(model, [(2, 4)], flags)
+    runs = Counter(n.label for n in graph.nodes if n.runs)
+    # layers 3..depth-1 pass the gradient back (AddmmBackward0); layer 3's weight and bias get one (Wᵀ's TBackward0)
+    assert runs == {"AddmmBackward0": depth - 3, "AccumulateGrad": 2, "TBackward0": 1}
+    assert sum(1 for n in graph.nodes if n.param is not None) == 2 * depth

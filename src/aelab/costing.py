@@ -205,25 +205,23 @@ def _walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mapp
         torch.distributions.Distribution.set_default_validate_args(validate)
     ids: dict[Any, int] = {}
     nodes: list[GradNode] = []
-
-    def visit(node: Any) -> int:
+    stack = [t.grad_fn for t in reversed(outputs) if t.grad_fn is not None]
+    while stack:  # depth first, numbered in preorder; a loop, not recursion: graphs are thousands of nodes deep
+        node = stack.pop()
         if node in ids:
-            return ids[node]
-        nid = len(nodes)
-        ids[node] = nid
+            continue
+        ids[node] = len(nodes)
         var = getattr(node, "variable", None)
-        gnode = GradNode(nid, type(node).__name__, owner.get(node, ""))
+        gnode = GradNode(len(nodes), type(node).__name__, owner.get(node, ""))
         if isinstance(var, torch.Tensor):
             gnode.param = param_names.get(id(var), "(input)")
             gnode.shape = tuple(var.shape)
             gnode.module = gnode.param.rsplit(".", 1)[0] if "." in gnode.param else ""
         nodes.append(gnode)
-        for nxt, _ in node.next_functions:
-            if nxt is not None:
-                gnode.next.append(visit(nxt))
-        return nid
-
-    roots = [visit(t.grad_fn) for t in outputs if t.grad_fn is not None]
+        stack.extend(n for n, _ in reversed(node.next_functions) if n is not None)
+    for node, nid in ids.items():
+        nodes[nid].next = [ids[n] for n, _ in node.next_functions if n is not None]
+    roots = [ids[t.grad_fn] for t in outputs if t.grad_fn is not None]
     return GradGraph(nodes, list(dict.fromkeys(roots)))
 
 
@@ -235,20 +233,22 @@ def mark_pattern(graph: GradGraph, flags: Mapping[str, bool]) -> GradGraph:
     such a node (PyTorch does not create the others: their inputs do not require grad).
     """
     reach: dict[int, bool] = {}
-
-    def reaches(nid: int) -> bool:
-        if nid in reach:
-            return reach[nid]
-        reach[nid] = False  # graphs are acyclic; guard anyway
-        node = graph.nodes[nid]
-        hit = bool(node.param and flags.get(node.param, False))
-        hit = any([reaches(n) for n in node.next]) or hit
-        reach[nid] = hit
-        return hit
-
+    for start in range(len(graph.nodes)):  # post-order without recursion: a node after everything it reaches
+        todo = [(start, False)]
+        while todo:
+            nid, children_done = todo.pop()
+            if nid in reach:
+                continue
+            node = graph.nodes[nid]
+            if children_done:
+                reach[nid] = bool(node.param and flags.get(node.param, False)) or any(reach.get(n, False)
+                                                                                       for n in node.next)
+            else:
+                todo.append((nid, True))
+                todo.extend((n, False) for n in node.next if n not in reach)
     for node in graph.nodes:
-        node.runs = reaches(node.nid)
-        node.next_runs = [node.runs and reaches(n) for n in node.next]
+        node.runs = reach[node.nid]
+        node.next_runs = [node.runs and reach[n] for n in node.next]
     return graph
 
 
