@@ -6,13 +6,10 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
-from aelab.evaluate import eval_rows, evaluate, run_dataset
-from aelab.evaluate.pictures import draw_all
-from aelab.train import TrainConfig, load_run, train
-from aelab.train.checkpoint import atomic_write_json
+from aelab.train import TrainConfig, train
 from aelab.train.rundir import CONFIG
+from aelab.verbs.evaluate import evaluate_run
 
 
 @click.command(name="demo")
@@ -33,12 +30,7 @@ def command(out: Path, epochs: int, limit: int, seed: int, quiet: bool) -> None:
                              epochs=epochs, batch_size=128, lr=2e-3, limit=limit, seed=seed)
         train(out, config, quiet=quiet)
     trained = time.perf_counter() - start
-    run = load_run(out)
-    ds = run_dataset(run)
-    torch.manual_seed(seed)
-    result, outputs = evaluate(run, ds, eval_rows(ds, "test", 2000), nll_samples=0)
-    atomic_write_json(out / "metrics.json", result.to_dict())
-    pictures = draw_all(run, outputs, ds.kind, out)
+    result, pictures = evaluate_run(out, "cpu", "test", 2000, nll_samples=0, seed=seed)
     means = ", ".join(f"{m.name} {m.mean:.4g}{(' ' + m.unit) if m.unit else ''}" for m in result.metrics)
     click.echo(f"trained in {trained:.0f} s; on {result.rows:,} test images: {means}")
     click.echo(f"metrics:  {out / 'metrics.json'}")

@@ -32,17 +32,24 @@ def command(run: Path, nll_samples: int, nll_rows: int, part: str, limit: int | 
             no_plots: bool) -> None:
     """Reconstruction MSE, PSNR and BCE (data in [0, 1]); for VAEs the ELBO and the NLL in nats;
     per class where the data have labels. Writes RUN/metrics.json and PNG pictures."""
-    loaded = load_run(run, pick_device(device))
+    result, pictures = evaluate_run(run, pick_device(device), part, limit, nll_samples, nll_rows, seed,
+                                    plots=not no_plots)
+    _print(result)
+    click.echo(f"metrics: {run / 'metrics.json'}")
+    for path in pictures:
+        click.echo(f"picture: {path}")
+
+
+def evaluate_run(run: Path, device: torch.device | str, part: str, limit: int | None, nll_samples: int,
+                 nll_rows: int = 500, seed: int = 0, plots: bool = True) -> tuple[Evaluation, list[Path]]:
+    """Evaluate the run in `run` on its own data; write RUN/metrics.json and (with `plots`) its pictures."""
+    loaded = load_run(run, device)
     ds = run_dataset(loaded)
     rows = eval_rows(ds, part, limit)
     torch.manual_seed(seed)
     result, outputs = evaluate(loaded, ds, rows, nll_samples=nll_samples, nll_rows=nll_rows, part=part)
     atomic_write_json(run / "metrics.json", result.to_dict())
-    _print(result)
-    click.echo(f"metrics: {run / 'metrics.json'}")
-    if not no_plots:
-        for path in draw_all(loaded, outputs, ds.kind, run):
-            click.echo(f"picture: {path}")
+    return result, draw_all(loaded, outputs, ds.kind, run) if plots else []
 
 
 def _print(result: Evaluation) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,14 +41,6 @@ def _with_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option(f"--{name.replace('_', '-')}", name, default=None, metavar="VALUE",
                          help=MODEL_OPTIONS[name])(f)
     return f
-
-
-def parse_value(text: str) -> Any:
-    """`64,32` -> (64, 32); `[64, 32]` -> [64, 32]; `0.5` -> 0.5; `relu` -> 'relu'."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 _RESUME_MAY_CHANGE = {"resume", "epochs", "quiet", "stop_after"}
@@ -124,8 +115,9 @@ def command(ctx: click.Context, **kw: Any) -> None:
 def _config(kw: dict[str, Any]) -> TrainConfig:
     if kw["kind"] is None or kw["data"] is None:
         raise UsageError("aelab train needs --kind and --data (or --resume RUN)")
-    options = {name: parse_value(kw[name]) for name in MODEL_OPTIONS if kw.get(name) is not None}
-    options.update(parse_kwargs(list(kw["opt"])))
+    # `--hidden 64,32` is `hidden=64,32`: a Python literal ((64, 32)) or else the text; --opt items come last
+    given = [f"{name}={kw[name]}" for name in MODEL_OPTIONS if kw.get(name) is not None]
+    options = parse_kwargs(given + list(kw["opt"]))
     config = TrainConfig(
         kind=kw["kind"], data=kw["data"], latent=kw["latent"], model_options=options,
         data_options=parse_kwargs(list(kw["data_opt"])), epochs=kw["epochs"] or 10,
