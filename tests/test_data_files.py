@@ -149,6 +149,7 @@ def test_streamed_batches_equal_resident_batches() -> None:
     rows = ds.parts["test"][:1000]
     a = list(DeviceBatches(ds, rows, 128, torch.device("cpu"), norm, torch.Generator().manual_seed(1)))
     b = list(DeviceBatches(ds, rows, 128, torch.device("cpu"), norm, torch.Generator().manual_seed(1), stream=True))
+    assert len(a) == len(b) == 8  # 7 full batches and one of 104 rows
     for xa, xb in zip(a, b):  # streaming reads each batch in sorted row order
         assert torch.allclose(torch.sort(xa, dim=0).values, torch.sort(xb, dim=0).values)
 

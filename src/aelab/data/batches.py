@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aelab.data.records import NO_NORMALIZER, Dataset, Normalizer
-
-_CHUNK_ROWS = 65_536
+from aelab.data.records import CHUNK_ROWS, NO_NORMALIZER, Dataset, Normalizer
 
 
 def available_bytes(device: torch.device) -> int:
@@ -41,7 +39,7 @@ def resident_rows(ds: Dataset, rows: Tensor, normalizer: Normalizer, device: tor
     if len(rows) == len(ds.x) and bool((rows == torch.arange(len(ds.x))).all()):
         picked = ds.x
     else:
-        picked = torch.cat([ds.x[rows[s:s + _CHUNK_ROWS]] for s in range(0, len(rows), _CHUNK_ROWS)])
+        picked = torch.cat([ds.x[rows[s:s + CHUNK_ROWS]] for s in range(0, len(rows), CHUNK_ROWS)])
     return normalizer.apply(picked.to(device)).contiguous()
 
 

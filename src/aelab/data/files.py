@@ -19,12 +19,11 @@ import numpy as np
 import torch
 
 from aelab.data.embedded import fixed_split, speech_dataset
-from aelab.data.records import Dataset
+from aelab.data.records import CHUNK_ROWS, Dataset
 from aelab.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 LABEL_NAMES = ("label", "labels", "class", "target", "y", "anomaly", "outlier")
-_CHUNK_ROWS = 65_536
 
 
 @dataclass
@@ -79,8 +78,8 @@ def _finite_rows(x: np.ndarray) -> np.ndarray:
     ok = np.ones(len(x), dtype=bool)
     if not np.issubdtype(x.dtype, np.floating):
         return ok
-    for start in range(0, len(x), _CHUNK_ROWS):
-        chunk = np.asarray(x[start:start + _CHUNK_ROWS]).reshape(min(_CHUNK_ROWS, len(x) - start), -1)
+    for start in range(0, len(x), CHUNK_ROWS):
+        chunk = np.asarray(x[start:start + CHUNK_ROWS]).reshape(min(CHUNK_ROWS, len(x) - start), -1)
         ok[start:start + len(chunk)] = np.isfinite(chunk).all(axis=1)
     return ok
 
@@ -118,8 +117,8 @@ def _in_unit_interval(x: np.ndarray, rows: np.ndarray) -> bool:
     if x.dtype.kind != "f":
         return False
     lo, hi = np.inf, -np.inf
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        chunk = np.asarray(x[rows[start:start + _CHUNK_ROWS]])
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = np.asarray(x[rows[start:start + CHUNK_ROWS]])
         lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
     return lo >= 0.0 and hi <= 1.0
 

@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aelab.data.records import NO_NORMALIZER, Dataset, Normalizer
+from aelab.data.records import CHUNK_ROWS, NO_NORMALIZER, Dataset, Normalizer
 from aelab.errors import UsageError
 
 MODES = ("auto", "none", "zscore", "minmax")
-_CHUNK_ROWS = 65_536
 
 
 def fit_normalizer(ds: Dataset, rows: Tensor, mode: str = "auto") -> Normalizer:
@@ -29,8 +28,8 @@ def fit_normalizer(ds: Dataset, rows: Tensor, mode: str = "auto") -> Normalizer:
     width = ds.sample_shape[0] if per_column else 1
     count, total, total_sq = 0, np.zeros(width), np.zeros(width)
     lo, hi = np.full(width, np.inf), np.full(width, -np.inf)
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        chunk = ds.x[rows[start:start + _CHUNK_ROWS]].to(torch.float64).numpy().reshape(-1, width)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = ds.x[rows[start:start + CHUNK_ROWS]].to(torch.float64).numpy().reshape(-1, width)
         count += len(chunk)
         total += chunk.sum(axis=0)
         total_sq += (chunk**2).sum(axis=0)

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+CHUNK_ROWS = 65_536  # rows read at a time from a (memory-mapped) array, so it is never copied whole
+
 
 @dataclass
 class Dataset:
