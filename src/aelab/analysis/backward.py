@@ -241,9 +241,10 @@ def _layer_params(trace: Trace, call: CallEvent) -> tuple[int, int]:
 
 
 def saved_bytes(trace: Trace) -> int:
-    """Bytes of activations autograd keeps for backward, each tensor once, parameters and their views excluded."""
+    """Bytes of activations autograd keeps for backward (the recorder lists each tensor once, parameters and
+    their views left out), copies of parameters (`parameter_tids`) excluded too."""
     params = parameter_tids(trace)
-    return sum(t.nbytes for t in {t.tid: t for t in trace.saved_for_backward}.values() if t.tid not in params)
+    return sum(t.nbytes for t in trace.saved_for_backward if t.tid not in params)
 
 
 def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None) -> BackwardCost:
