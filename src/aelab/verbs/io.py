@@ -12,6 +12,7 @@ from torch import nn
 
 from aelab.errors import UsageError
 from aelab.spec import InputSpec, ModelSpec, build_model, parse_kwargs, parse_model_spec, parse_shape
+from aelab.train.checkpoint import atomic_write
 
 
 @dataclass
@@ -44,16 +45,13 @@ def load_model(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], device
 
 
 def write_output(text: str, out: str | None) -> None:
-    """Print, or write `out` atomically (a temp file renamed into place); one clear line if it cannot."""
+    """Print, or write `out` atomically (the checkpoints' write-fsync-rename); one clear line if it cannot."""
     if not text.endswith("\n"):
         text += "\n"
     if out is None:
         sys.stdout.write(text)
         return
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(Path(out), text.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
