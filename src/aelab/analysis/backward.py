@@ -30,6 +30,7 @@ from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
 from aelab.analysis.summary import visible_calls
 from aelab.errors import ModelError
+from aelab.render.units import si
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
@@ -292,16 +293,14 @@ def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None
 
 
 # --- plain words ----------------------------------------------------------------------------------------
-def _si(value: float) -> str:
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}FLOP"
-    return f"{value:.4g} FLOP"
+def _flop(value: float) -> str:
+    """'119.1 MFLOP': 4 significant digits, enough to tell 119.1 M from 119.8 M."""
+    return si(value, "FLOP", 4)
 
 
 def _amount(value: float, what: str = "") -> str:
     """' (1.2 MFLOP saved)', or nothing when no multiply-add work is involved."""
-    return f" ({_si(value)}{' ' + what if what else ''})" if value else ""
+    return f" ({_flop(value)}{' ' + what if what else ''})" if value else ""
 
 
 def _names(layers: Iterable[LayerCost], limit: int = 6) -> str:
@@ -343,9 +342,9 @@ def explain(cost: BackwardCost) -> list[str]:
                    f"{_amount(sum(lc.skipped_input for lc in edge), 'saved')}: no parameter before "
                    f"{'it' if one else 'them'} trains.")
     if cost.flops_backward_all:
-        out.append(f"Backward: {_si(cost.flops_backward)} against {_si(cost.flops_backward_all)} with every "
+        out.append(f"Backward: {_flop(cost.flops_backward)} against {_flop(cost.flops_backward_all)} with every "
                    f"parameter trainable ({100 * cost.ratio:.1f}%); the difference, "
-                   f"{_si(cost.flops_backward_all - cost.flops_backward)}, is exactly the gradient work autograd "
+                   f"{_flop(cost.flops_backward_all - cost.flops_backward)}, is exactly the gradient work autograd "
                    f"skipped.")
     if passes and not skipped and cost.ratio > 0.9:
         out.append("Freezing layers that come after the trainable ones saves little: the gradient still travels "

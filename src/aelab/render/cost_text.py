@@ -29,14 +29,6 @@ def _flops(value: int) -> str:
     return si(value) if value else "—"
 
 
-def _exact(value: float) -> str:
-    """4 significant digits, enough to tell 119.1 M from 119.8 M."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}"
-    return f"{value:.4g}"
-
-
 def _pct(a: float, b: float) -> str:
     return f"{100 * a / b:.1f}%" if b else "—"
 
@@ -63,9 +55,9 @@ def totals_lines(cost: BackwardCost) -> list[str]:
     lines = [
         f"Trainable: {count(cost.params_trainable)} of {count(cost.params_total)} parameters "
         f"({len(cost.trainable)} of {len(cost.trainable) + len(cost.frozen)} tensors)",
-        f"Forward FLOPs: {_exact(cost.flops_forward)}",
-        f"Backward FLOPs: {_exact(cost.flops_backward)} with this pattern, "
-        f"{_exact(cost.flops_backward_all)} with every parameter trainable: ratio {cost.ratio:.4f} "
+        f"Forward FLOPs: {si(cost.flops_forward, digits=4)}",
+        f"Backward FLOPs: {si(cost.flops_backward, digits=4)} with this pattern, "
+        f"{si(cost.flops_backward_all, digits=4)} with every parameter trainable: ratio {cost.ratio:.4f} "
         f"({_pct(cost.flops_backward, cost.flops_backward_all)})",
     ]
     if cost.flops_backward_other or cost.flops_backward_other_all:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def si(value: float, unit: str = "") -> str:
-    """3 significant digits with an SI prefix: 8_180_000_000 -> '8.18 G'."""
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """`digits` significant digits with an SI prefix: 8_180_000_000 -> '8.18 G' (4 digits tell 119.1 M from 119.8 M)."""
     if value == 0:
         return f"0 {unit}".rstrip()
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}".rstrip()
+            return f"{value / factor:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}".rstrip()
 
 
 def nbytes(value: float) -> str:
