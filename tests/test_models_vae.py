@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
@@ -107,10 +109,32 @@ def test_forward_samples_in_training_and_uses_the_mean_in_eval(kind: str, shape:
     assert ((samples >= 0) & (samples <= 1)).all()
 
 
-def test_bernoulli_refuses_data_outside_0_1() -> None:
-    model = build("dense-vae", (4,), 2, likelihood="bernoulli")
-    with pytest.raises(ValueError, match=r"needs data in \[0, 1\]"):
-        model.loss(torch.tensor([[0.0, 0.5, 1.0, 1.5]]))
+@pytest.mark.parametrize("kind", ["dense", "dense-vae"])
+@pytest.mark.parametrize(("bad", "got"), [(1.5, "values in [0, 1.5]"), (-0.1, "values in [-0.1, 1]"),
+                                          (float("nan"), "NaN values")])
+def test_bernoulli_refuses_data_outside_0_1(kind: str, bad: float, got: str) -> None:
+    model = build(kind, (4,), 2, likelihood="bernoulli")
+    x = torch.tensor([[0.0, 0.5, 1.0, bad]])
+    message = re.escape(f"needs data in [0, 1], got {got};")
+    with pytest.raises(ValueError, match=message):
+        model.loss(x)
+    if model.is_vae:
+        with pytest.raises(ValueError, match=message):
+            model.log_px_given_z(x, torch.zeros(1, 2))
+    model.loss(torch.tensor([[0.0, 0.5, 1.0, 1.0]]))  # the row with the bad value replaced is scored
+
+
+@pytest.mark.parametrize("kind", ["dense", "dense-vae"])
+def test_check_range_false_never_reads_the_data(kind: str) -> None:
+    """For callers that checked their data once (the trainer): no host read, so no GPU sync and no
+    torch.compile graph break. Meta tensors have no values, so any read would raise."""
+    model = build(kind, (4,), 2, likelihood="bernoulli").to("meta")
+    x = torch.empty(3, 4, device="meta")
+    with pytest.raises(Exception, match="meta"):
+        model.loss(x)  # the default checks, which needs the values
+    assert model.loss(x, check_range=False).total.device.type == "meta"
+    if model.is_vae:
+        assert model.log_px_given_z(x, torch.empty(3, 2, device="meta"), check_range=False).shape == (3,)
 
 
 def test_plain_autoencoders_report_an_exact_zero_kl() -> None:

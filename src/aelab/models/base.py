@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from aelab.models.config import AEConfig
-from aelab.models.likelihood import BernoulliLikelihood, Likelihood, make_likelihood
+from aelab.models.likelihood import BernoulliLikelihood, Likelihood, in_unit_interval, make_likelihood
 
 
 @dataclass
@@ -89,10 +89,17 @@ class Autoencoder(nn.Module, abc.ABC):
             raise ValueError(f"{self.kind} model expects input of shape (N, {want}), got {tuple(x.shape)}")
 
     def check_target(self, x: torch.Tensor) -> None:
-        """Bernoulli scores need data in [0, 1]; anything else would be a silently wrong loss."""
-        if isinstance(self.likelihood, BernoulliLikelihood) and bool(((x < 0) | (x > 1)).any()):
-            raise ValueError(f"likelihood='bernoulli' needs data in [0, 1], got values in "
-                             f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; rescale it or use likelihood='gaussian'")
+        """Bernoulli scores need data in [0, 1]; anything else (NaN too) would be a silently wrong loss.
+
+        It reads x on the host: a GPU sync, and a graph break under torch.compile. `loss` and
+        `log_px_given_z` run it unless called with `check_range=False`, which is for a caller that
+        has checked its whole data source once (as the trainer can, from `Dataset.unit_interval`).
+        """
+        if isinstance(self.likelihood, BernoulliLikelihood) and not in_unit_interval(x):
+            got = ("NaN values" if bool(x.isnan().any())
+                   else f"values in [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise ValueError(f"likelihood='bernoulli' needs data in [0, 1], got {got}; "
+                             f"rescale it or use likelihood='gaussian'")
 
     # --- the interface ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +117,12 @@ class Autoencoder(nn.Module, abc.ABC):
         z = self.encode(x)
         return AEOutput(reconstruction=self.decode(z), latent=z)
 
-    def loss(self, x: torch.Tensor) -> LossOutput:
-        """Mean per-element reconstruction error, plus the sparsity penalty in training mode."""
-        self.check_target(x)
+    def loss(self, x: torch.Tensor, *, check_range: bool = True) -> LossOutput:
+        """Mean per-element reconstruction error, plus the sparsity penalty in training mode.
+
+        `check_range=False` skips `check_target` (only for data already checked, see there)."""
+        if check_range:
+            self.check_target(x)
         z = self.encode(self.corrupt(x))
         reconstruction = self.likelihood.error(x, self.decoder(z)).mean()
         penalty = self.sparsity_penalty(z)
@@ -168,9 +178,10 @@ class VariationalAutoencoder(Autoencoder):
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)
         return kl.flatten(1).sum(1)
 
-    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per sample, shape (N,), summed over all data dims, in nats."""
-        self.check_target(x)
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, *, check_range: bool = True) -> torch.Tensor:
+        """log p(x|z) per sample, shape (N,), summed over all data dims, in nats (`check_range`: as in `loss`)."""
+        if check_range:
+            self.check_target(x)
         nll: torch.Tensor = self.likelihood.nll(x, self.decoder(z))
         return -nll.flatten(1).sum(1)
 
@@ -180,15 +191,15 @@ class VariationalAutoencoder(Autoencoder):
         z = self.reparameterize(mean, log_var) if self.training else mean
         return AEOutput(reconstruction=self.decode(z), latent=z, mean=mean, log_var=log_var)
 
-    def loss(self, x: torch.Tensor) -> LossOutput:
+    def loss(self, x: torch.Tensor, *, check_range: bool = True) -> LossOutput:
         """-ELBO with a one-sample estimate: -log p(x|z) + beta * KL (+ sparsity in training).
 
         z is always sampled here (also in eval mode) so the validation loss estimates the same
-        quantity the training loss does.
+        quantity the training loss does. `check_range=False` skips `check_target` (see there).
         """
         mean, log_var = self.posterior(self.corrupt(x))
         z = self.reparameterize(mean, log_var)
-        reconstruction = -self.log_px_given_z(x, z).mean()
+        reconstruction = -self.log_px_given_z(x, z, check_range=check_range).mean()
         kl = self.kl_divergence(mean, log_var).mean()
         penalty = self.sparsity_penalty(z)
         total = reconstruction + self.beta * kl + penalty

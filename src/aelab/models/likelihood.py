@@ -75,7 +75,11 @@ def make_likelihood(name: str, learn_scale: bool) -> Likelihood:
     return LIKELIHOODS[name]()
 
 
+def in_unit_interval(data: torch.Tensor) -> bool:
+    """Whether every value lies in [0, 1] (NaN does not); reads the data on the host."""
+    return bool(((data >= 0) & (data <= 1)).all())
+
+
 def likelihood_for(data: torch.Tensor) -> str:
     """The likelihood the data calls for: 'bernoulli' when every value lies in [0, 1], else 'gaussian'."""
-    inside = bool(((data >= 0) & (data <= 1)).all())
-    return "bernoulli" if inside else "gaussian"
+    return "bernoulli" if in_unit_interval(data) else "gaussian"
