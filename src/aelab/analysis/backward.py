@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
-from aelab.analysis.summary import visible_calls
+from aelab.analysis.summary import owned_params, visible_calls
 from aelab.errors import ModelError
 from aelab.render.units import si
 from aelab.trace.records import CallEvent, OpEvent, Trace
@@ -233,14 +233,6 @@ def _tally(trace: Trace) -> tuple[dict[str, _Tally], dict[str, CallEvent], int]:
     return tallies, calls, unattributed
 
 
-def _layer_params(trace: Trace, call: CallEvent) -> tuple[int, int]:
-    if call.kind != "module" or "#" in call.name:
-        return 0, 0
-    prefix = call.module + "."
-    owned = [p for p in trace.params + trace.shared_params if p.name.startswith(prefix)]  # tied names too
-    return sum(p.numel for p in owned), sum(p.numel for p in owned if p.trainable)
-
-
 def saved_bytes(trace: Trace) -> int:
     """Bytes of activations autograd keeps for backward (the recorder lists each tensor once, parameters and
     their views left out), copies of parameters (`parameter_tids`) excluded too."""
@@ -260,7 +252,8 @@ def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None
     layers = []
     for name, tally in tallies.items():
         call = calls[name]
-        total, trainable = _layer_params(pattern, call)
+        owned = owned_params(pattern, call)
+        total, trainable = sum(p.numel for p in owned), sum(p.numel for p in owned if p.trainable)
         base = tallies_all.get(name, _Tally())
         layers.append(LayerCost(
             name=name, type=call.type, params=total, trainable_params=trainable, flops_forward=tally.forward,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from aelab.trace.records import CallEvent, Trace
+from aelab.trace.records import CallEvent, ParamInfo, Trace
 
 
 @dataclass
@@ -90,6 +90,15 @@ def backward_known(trace: Trace) -> bool:
     return trace.backward_requested and trace.error is None
 
 
+def owned_params(trace: Trace, call: CallEvent) -> list[ParamInfo]:
+    """The parameters a module call owns (by name prefix), tied repeats included (`tied_to` set);
+    none for function rows and for a module's second call (its parameters are on the first)."""
+    if call.kind != "module" or "#" in call.name:
+        return []
+    prefix = call.module + "."
+    return [p for p in trace.params + trace.shared_params if p.name.startswith(prefix)]
+
+
 def summarize(trace: Trace) -> Summary:
     """Rows for every visible call and whole-model totals."""
     n = len(trace.calls)
@@ -113,19 +122,10 @@ def summarize(trace: Trace) -> Summary:
 
     rows = []
     for call in visible_calls(trace):
-        params = trainable = 0
-        tied: list[str] = []
-        if call.kind == "module" and "#" not in call.name:
-            prefix = call.module + "."
-            for p in trace.params:
-                if p.name.startswith(prefix):
-                    params += p.numel
-                    trainable += p.numel if p.trainable else 0
-            for p in trace.shared_params:
-                if p.name.startswith(prefix):
-                    params += p.numel
-                    trainable += p.numel if p.trainable else 0
-                    tied.append(f"{p.name} = {p.tied_to}")
+        owned = owned_params(trace, call)
+        params = sum(p.numel for p in owned)
+        trainable = sum(p.numel for p in owned if p.trainable)
+        tied = [f"{p.name} = {p.tied_to}" for p in owned if p.tied_to is not None]
         rows.append(LayerRow(
             cid=call.cid, name=call.name, type=call.type, kind=call.kind,
             depth=call.depth, input_shapes=[t.shape for t in call.inputs],
