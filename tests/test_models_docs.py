@@ -1,16 +1,21 @@
-"""docs/models.md stays true: its Python example prints what the page says, its tables name every option."""
+"""docs/models.md stays true: its Python example and `$ aelab build` blocks print what the page says, its tables name every option."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import re
+import shlex
 from pathlib import Path
 
-from aelab.models import KINDS, build
+import pytest
+
+from aelab.cli import main
+from aelab.models import KINDS
 from aelab.models.config import option_names
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+CONSOLE = re.findall(r"```console\n\$ (aelab [^\n]*)\n(.*?)```", DOC, flags=re.S)
 
 
 def test_the_python_example_prints_the_documented_output() -> None:
@@ -23,11 +28,28 @@ def test_the_python_example_prints_the_documented_output() -> None:
     assert stdout.getvalue() == expected
 
 
-def test_the_cli_examples_show_what_describe_prints() -> None:
-    conv = build("conv", (3, 33, 47), 16, channels=[16, 32, 64])
-    seq = build("seqvae", (100, 201), 32, width=128, dilation="exponential")
-    for line in [*conv.describe(), *seq.describe()]:
-        assert line in DOC
+def _pattern(expected: str) -> str:
+    """A block's lines as a regex over the output: each line exact, `...` any run of lines."""
+    return "".join(r"(?:.*\n)*?" if line == "..." else re.escape(line) + r"\n" for line in expected.splitlines())
+
+
+@pytest.mark.parametrize(("command", "expected"), CONSOLE, ids=[c[:40] for c, _ in CONSOLE])
+def test_console_block_is_real_output(command: str, expected: str, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through aelab.cli.main; a failing command's block is its stderr line. Trailing blanks are ignored."""
+    monkeypatch.chdir(tmp_path)  # --out model.py lands here
+    with pytest.raises(SystemExit) as info:
+        main(shlex.split(command)[1:])
+    captured = capsys.readouterr()
+    code, text = (2, captured.err) if expected.startswith("aelab: ") else (0, captured.out)
+    assert info.value.code == code, captured.err
+    got = "".join(line.rstrip() + "\n" for line in text.splitlines())
+    assert re.fullmatch(_pattern(expected), got), f"docs/models.md is stale for `{command}`; it now prints:\n{got}"
+
+
+def test_no_console_block_went_missing() -> None:
+    """The worked command (with --out), the refused config and the seqvae example are all checked above."""
+    assert [command.split()[2] for command, _ in CONSOLE] == ["conv", "conv", "seqvae"]
 
 
 def test_the_options_table_names_every_option_of_every_kind() -> None:
