@@ -1,4 +1,4 @@
-"""docs/models.md stays true: its Python example and `$ aelab build` blocks print what the page says, its tables name every option."""
+"""docs/models.md stays true: its Python and `$ aelab build` blocks print what it says, its table names every option."""
 
 from __future__ import annotations
 
