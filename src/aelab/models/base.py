@@ -12,7 +12,7 @@ batch (nats per sample), so `total` is the negative ELBO when beta = 1.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -39,7 +39,7 @@ class LossOutput:
     total: torch.Tensor
     reconstruction: torch.Tensor
     kl: torch.Tensor
-    sparsity: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    sparsity: torch.Tensor
 
 
 class Autoencoder(nn.Module, abc.ABC):

@@ -8,6 +8,7 @@ for every size the encoder accepts, odd and non-square ones included.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +89,7 @@ def conv_networks(config: Any, latent_out: int) -> tuple[nn.Sequential, nn.Seque
         encoder += [conv(c_in, c_out, stage.kernel, stride=stage.stride, padding=stage.padding),
                     activation(config.activation)]
     last_shape = (widths[-1], *stages[-1].out_size)
-    flat = 1
-    for d in last_shape:
-        flat *= d
+    flat = math.prod(last_shape)
     encoder += [Flatten(), *mlp([flat, *config.hidden, latent_out], config.activation)]
 
     decoder: list[nn.Module] = [*mlp([config.latent, *reversed(config.hidden), flat], config.activation),
