@@ -56,7 +56,10 @@ class LinearGaussian(nn.Module):
         mean = ((x - self.b) @ self.w) * var / self.s**2
         return mean + self.shift, (var.log() + self.widen).expand_as(mean)
 
-    def log_px_given_z(self, x: Tensor, z: Tensor) -> Tensor:
+    def check_target(self, x: Tensor) -> None:
+        """A Gaussian likelihood accepts any real data (as the models' Gaussian likelihood does)."""
+
+    def log_px_given_z(self, x: Tensor, z: Tensor, *, check_range: bool = True) -> Tensor:
         mu = z @ self.w.T + self.b
         return torch.distributions.Normal(mu, self.s).log_prob(x).sum(1)
 

@@ -47,7 +47,9 @@ def importance_sampled(model: Any, x: Tensor, samples: int, max_batch: int = 819
     """log p(x) by importance sampling with K = `samples`, and the K-sample ELBO
     (mean over k of log p(x|z_k) minus the analytic KL), for each row of `x`.
 
-    Works in chunks of at most `max_batch` decoder evaluations (rows × samples)."""
+    Works in chunks of at most `max_batch` decoder evaluations (rows × samples). The data are checked
+    against the likelihood once here, not once per chunk for every repeated row."""
+    model.check_target(x)
     mean, log_var = model.posterior(x)
     n = x.shape[0]
     std = torch.exp(0.5 * log_var)
@@ -59,7 +61,7 @@ def importance_sampled(model: Any, x: Tensor, samples: int, max_batch: int = 819
         eps = torch.randn((n, k, *mean.shape[1:]), device=x.device, dtype=mean.dtype)
         z = (mean.unsqueeze(1) + std.unsqueeze(1) * eps).flatten(0, 1)  # (n*k, *latent)
         xr = x.repeat_interleave(k, dim=0)
-        log_lik = model.log_px_given_z(xr, z).view(n, k)
+        log_lik = model.log_px_given_z(xr, z, check_range=False).view(n, k)
         m, lv = mean.repeat_interleave(k, dim=0), log_var.repeat_interleave(k, dim=0)
         log_w = log_lik + (log_standard_normal(z) - log_normal(z, m, lv)).view(n, k)
         log_w_parts.append(log_w.to(torch.float64))
