@@ -51,32 +51,20 @@ def read_wav(path: Path) -> tuple[Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data)), rate
 
 
-def resample(signal: Tensor, rate: int, target: int = SAMPLE_RATE, half_width: int = 16) -> Tensor:
-    """Band-limited resampling by windowed-sinc interpolation (Hann window, cut-off at the lower Nyquist).
+def resample(signal: Tensor, rate: int, target: int = SAMPLE_RATE) -> Tensor:
+    """Band-limited resampling to `target` Hz with `scipy.signal.resample_poly` (polyphase FIR, Kaiser window).
 
-    Output n sits at input time n·rate/target. With rate/target = M/L in lowest terms there are only
-    L distinct fractional offsets, so the outputs of each offset are one strided conv1d.
+    With rate/target = M/L in lowest terms, output n sits at input time n·M/L (scipy compensates the
+    filter's delay); the length is ⌊len · target / rate⌋, the samples that lie inside the input.
     """
     if rate == target:
         return signal
+    from scipy.signal import resample_poly
+
     g = math.gcd(rate, target)
-    up, down = target // g, rate // g
     n_out = len(signal) * target // rate
-    cutoff = min(1.0, target / rate)  # fraction of the input Nyquist kept
-    span = math.ceil(half_width / cutoff)
-    offsets = torch.arange(-span + 1, span + 1, dtype=torch.float64)
-    padded = torch.nn.functional.pad(signal.to(torch.float64), (span, span + 2 * span + down))
-    out = torch.empty(n_out, dtype=torch.float64)
-    for phase in range(min(up, n_out)):
-        base = phase * down // up
-        dist = (phase * down / up - base) - offsets  # output time minus each tap's input time
-        window = torch.where(dist.abs() < span, 0.5 + 0.5 * torch.cos(math.pi * dist / span), 0.0)
-        kernel = cutoff * torch.sinc(cutoff * dist) * window
-        count = len(range(phase, n_out, up))
-        seg = padded[base + 1:]
-        y = torch.nn.functional.conv1d(seg.view(1, 1, -1), kernel.view(1, 1, -1), stride=down)
-        out[phase::up] = y.view(-1)[:count]
-    return out.to(torch.float32)
+    out = resample_poly(signal.detach().cpu().numpy().astype(np.float64), target // g, rate // g)
+    return torch.from_numpy(np.ascontiguousarray(out[:n_out], dtype=np.float32))
 
 
 def log_magnitude(signal: Tensor, rate: int) -> Tensor:
