@@ -1,8 +1,9 @@
 """One registry: aten op -> (category, FLOP formula). A multiply-add counts 2.
 
 Matrix work (mm, addmm, bmm, baddbmm, convolution and their backward, attention) reuses
-`torch.utils.flop_counter`'s formulas, so `category == "matmul"` totals equal FlopCounterMode's.
-We add formulas for the rest, each a stated convention, so nothing is a silent zero:
+`torch.utils.flop_counter`'s formulas, so `category == "matmul"` totals equal FlopCounterMode's plus the
+matrix kernels it has no formula for (CPU flash attention, `_grouped_mm`), derived below. We add
+formulas for the rest, each a stated convention, so nothing is a silent zero:
 
 - elementwise (add, mul, relu, sigmoid, tanh, exp, ...): 1 FLOP per output element;
 - softmax / log_softmax: 5 per element (max, subtract, exp, sum, divide);
@@ -11,7 +12,10 @@ We add formulas for the rest, each a stated convention, so nothing is a silent z
 - reductions (sum, mean, var): 1 per input element;
 - data movement (view, transpose, cat, copy, index, embedding lookup) and random draws: 0, counted.
 
-An op with none of these is *not counted*: the trace lists it by name.
+An op with none of these is *not counted*: the trace lists it by name. The registry is strict: a
+formula for an op name this torch does not have, or a second formula for one op, raises
+`RegistryError` when this module is imported (a misspelt name would otherwise count nothing, silently).
+Adding an op is one `register(...)` line or one `@flop_formula(category, "op_name")` function.
 """
 
 from __future__ import annotations
@@ -72,15 +76,43 @@ def _in_numel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
     return t.numel() if t is not None else 0
 
 
-def register(category: str, formula: Formula, *packets: Any) -> None:
-    """Register `formula` for each aten op packet that exists in this torch build."""
-    for packet in packets:
-        if packet is not None:
-            REGISTRY[packet] = FlopRule(category, formula)
+class RegistryError(Exception):
+    """A FLOP formula for an op name this torch does not have, or a second formula for one op."""
 
 
-def _ops(*names: str) -> list[Any]:
-    return [getattr(aten, n) for n in names if hasattr(aten, n)]
+def _packet(name: str) -> Any:
+    """The aten op packet called `name`; a name this torch build does not have is an error, not a skip."""
+    try:
+        return getattr(aten, name)
+    except (AttributeError, RuntimeError):
+        raise RegistryError(f"aten.{name} is not an op of torch {torch.__version__}: a FLOP formula for it "
+                            "would never be used (misspelt?)") from None
+
+
+def _add(category: str, formula: Formula, packet: Any) -> None:
+    if category not in CATEGORIES:
+        raise RegistryError(f"{packet}: unknown category {category!r} (one of {', '.join(CATEGORIES)})")
+    if packet in REGISTRY:
+        raise RegistryError(f"{packet} has a FLOP formula already (category {REGISTRY[packet].category!r}); "
+                            "a second one would silently replace it")
+    REGISTRY[packet] = FlopRule(category, formula)
+
+
+def register(category: str, formula: Formula, *names: str) -> None:
+    """Register `formula` for each aten op named (e.g. "mm"). Raises `RegistryError` at import for an
+    unknown name or an op that already has a formula."""
+    for name in names:
+        _add(category, formula, _packet(name))
+
+
+def flop_formula(category: str, *names: str) -> Callable[[Formula], Formula]:
+    """Decorator form of `register`, as `torch.utils.flop_counter.register_flop_formula`."""
+
+    def decorate(formula: Formula) -> Formula:
+        register(category, formula, *names)
+        return formula
+
+    return decorate
 
 
 def _torch_formula(packet: Any) -> Formula:
@@ -92,8 +124,8 @@ def _torch_formula(packet: Any) -> Formula:
     return formula
 
 
-for _packet in _torch_flop_registry:
-    register("matmul", _torch_formula(_packet), _packet)
+for _torch_packet in _torch_flop_registry:  # torch's own entries are packets (some not aten: flex_attention)
+    _add("matmul", _torch_formula(_torch_packet), _torch_packet)
 
 
 def _sdpa_cpu(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
@@ -112,8 +144,32 @@ def _sdpa_cpu_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
     return 2 * b * h * lq * lk * (2 * e + 2 * ev) + 2 * b * h * lq * lk * e
 
 
-register("matmul", _sdpa_cpu, *_ops("_scaled_dot_product_flash_attention_for_cpu"))
-register("matmul", _sdpa_cpu_backward, *_ops("_scaled_dot_product_flash_attention_for_cpu_backward"))
+register("matmul", _sdpa_cpu, "_scaled_dot_product_flash_attention_for_cpu")
+register("matmul", _sdpa_cpu_backward, "_scaled_dot_product_flash_attention_for_cpu_backward")
+
+@flop_formula("matmul", "_grouped_mm")
+def _grouped_mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    """Grouped matmul (MoE experts; transformers 5's default `grouped_mm` experts): groups of rows,
+    columns or the contraction, each group its own matrix product; 2 FLOPs per multiply-add.
+
+    With `offs` (G,) the cumulative group ends along the split dimension:
+    - (M, K) × (G, K, N) → (M, N), rows split: row r meets group g(r)'s K×N, so Σ_g 2·M_g·K·N = 2·M·K·N;
+    - (G, M, K) × (K, N) → (M, N), columns split: Σ_g 2·M·K·N_g = 2·M·K·N;
+    - (M, K) × (K, N) → (G, M, N), contraction split: Σ_g 2·M·K_g·N = 2·M·K·N;
+    - (G, M, K) × (G, K, N) → (G, M, N), no offs: a bmm, 2·G·M·K·N.
+    Rows past `offs[-1]` are skipped by the kernel but counted here (shapes only; in transformers'
+    MoE `offs[-1]` is every token × top-k unless experts are sharded across processes).
+
+    Backward is `_grouped_mm` again, so this formula counts it: for the MoE case dA = dOut (M, N) ×
+    Bᵀ (G, N, K), rows split (2·M·N·K), and dB = Aᵀ (K, M) × dOut (M, N), contraction split into
+    (G, K, N) (2·K·M·N): twice the forward when both gradients are needed, as for mm.
+    """
+    a, b = args[0], args[1]
+    if a.dim() == 3 and b.dim() == 3:
+        return 2 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+    m, k = a.shape[-2], a.shape[-1]
+    return 2 * m * k * b.shape[-1]
+
 
 _ELEMENTWISE = (
     "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "abs", "sign", "reciprocal",
@@ -132,14 +188,14 @@ _ELEMENTWISE = (
     "binary_cross_entropy_backward", "binary_cross_entropy_with_logits", "smooth_l1_loss", "l1_loss",
     "huber_loss", "_softmax_backward_data", "_log_softmax_backward_data", "rsub", "sgn", "polar", "logaddexp",
 )
-register("elementwise", _out_numel, *_ops(*_ELEMENTWISE))
+register("elementwise", _out_numel, *_ELEMENTWISE)
 
 
 def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
     return 5 * _out_numel(args, kwargs, out)
 
 
-register("softmax", _softmax, *_ops("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax"))
+register("softmax", _softmax, "_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax")
 
 
 def _norm_train(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
@@ -155,14 +211,14 @@ def _batch_norm_no_stats(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     return 2 * _in_numel(args, kwargs, out)
 
 
-register("normalization", _batch_norm, *_ops("native_batch_norm", "_native_batch_norm_legit_functional"))
-register("normalization", _norm_train, *_ops("_native_batch_norm_legit", "native_layer_norm", "native_group_norm",
+register("normalization", _batch_norm, "native_batch_norm", "_native_batch_norm_legit_functional")
+register("normalization", _norm_train, "_native_batch_norm_legit", "native_layer_norm", "native_group_norm",
                                              "_fused_rms_norm", "native_batch_norm_backward",
                                              "native_layer_norm_backward", "native_group_norm_backward",
                                              "_fused_rms_norm_backward", "_batch_norm_with_update",
-                                             "batch_norm_backward"))
-register("normalization", _batch_norm_no_stats, *_ops("_native_batch_norm_legit_no_training",
-                                                      "_batch_norm_no_update"))
+                                             "batch_norm_backward")
+register("normalization", _batch_norm_no_stats, "_native_batch_norm_legit_no_training",
+                                                      "_batch_norm_no_update")
 
 
 def _window(kernel: Any, dims: int) -> int:
@@ -192,20 +248,20 @@ def _pool_backward(dims: int) -> Formula:
     return formula
 
 
-register("pooling", _pool(1), *_ops("max_pool1d", "max_pool1d_with_indices", "avg_pool1d"))
-register("pooling", _pool(2), *_ops("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"))
-register("pooling", _pool(3), *_ops("max_pool3d", "max_pool3d_with_indices", "avg_pool3d"))
-register("pooling", _pool_backward(2), *_ops("max_pool2d_with_indices_backward", "avg_pool2d_backward"))
-register("pooling", _pool_backward(3), *_ops("max_pool3d_with_indices_backward", "avg_pool3d_backward"))
-register("pooling", _in_numel, *_ops("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
+register("pooling", _pool(1), "max_pool1d", "max_pool1d_with_indices", "avg_pool1d")
+register("pooling", _pool(2), "max_pool2d", "max_pool2d_with_indices", "avg_pool2d")
+register("pooling", _pool(3), "max_pool3d", "max_pool3d_with_indices", "avg_pool3d")
+register("pooling", _pool_backward(2), "max_pool2d_with_indices_backward", "avg_pool2d_backward")
+register("pooling", _pool_backward(3), "max_pool3d_with_indices_backward", "avg_pool3d_backward")
+register("pooling", _in_numel, "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
                                      "adaptive_max_pool2d", "adaptive_max_pool1d", "_adaptive_avg_pool2d_backward",
-                                     "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward"))
-register("reduction", _in_numel, *_ops("sum", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin",
+                                     "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward")
+register("reduction", _in_numel, "sum", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin",
                                        "max", "min", "argmax", "argmin", "norm", "linalg_vector_norm", "prod",
                                        "logsumexp", "cumsum", "all", "any", "nll_loss_forward",
                                        "nll_loss_backward", "nll_loss2d_forward", "nll_loss2d_backward",
                                        "topk", "sort", "kthvalue", "median", "_is_all_true",
-                                       "_is_any_true"))
+                                       "_is_any_true")
 
 
 def _zero(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
@@ -227,12 +283,12 @@ _MOVEMENT = (
     "upsample_nearest2d", "upsample_nearest3d", "upsample_nearest2d_backward", "pixel_shuffle",
     "pixel_unshuffle", "tensor_split", "movedim", "flatten", "unflatten", "_local_scalar_dense", "item",
     "zero", "set_", "resize_", "_pin_memory", "to", "type_as", "masked_scatter", "index_copy",
-    "constant_pad_nd_backward", "reflection_pad1d_backward", "reflection_pad2d_backward",
+    "reflection_pad1d_backward", "reflection_pad2d_backward",
 )
-register("movement", _zero, *_ops(*_MOVEMENT))
-register("random", _zero, *_ops("normal", "normal_", "randn", "randn_like", "rand", "rand_like", "randint",
+register("movement", _zero, *_MOVEMENT)
+register("random", _zero, "normal", "normal_", "randn", "randn_like", "rand", "rand_like", "randint",
                                 "randint_like", "uniform_", "bernoulli", "bernoulli_", "randperm",
-                                "exponential_", "multinomial", "_standard_gamma", "poisson"))
+                                "exponential_", "multinomial", "_standard_gamma", "poisson")
 
 
 def lookup(func: Any) -> FlopRule | None:
