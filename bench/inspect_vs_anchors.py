@@ -93,7 +93,7 @@ def run_one(case: str, tool: str) -> dict[str, Any]:
             result["flops"] = fc.get_total_flops()
         else:
             import aelab
-            from aelab.spec import InputSpec
+            from aelab.trace.inputs import InputSpec
 
             spec = InputSpec(tuple(x.shape), x.dtype)
             r = aelab.inspect(model, spec, backward=tool == "aelab (+backward)")

@@ -5,7 +5,7 @@
    Fashion-MNIST rows, optimizer (Adam, lr 1e-3, constant) and epochs, trained by
    - a tutorial loop: `TensorDataset` + `DataLoader(shuffle=True)`,
    - the best hand-written loop: the rows on the device, `x[perm[i:i + B]]`,
-   - aelab's trainer (`aelab.train.train`, checkpointing every epoch),
+   - aelab's trainer (`aelab.training.train`, checkpointing every epoch),
    - pythae 0.1.2's `BaseTrainer` with the same architecture as a pythae `VAE`.
    The loops call the same `model.loss`; samples/s counts training steps only (no data loading, no
    model construction); aelab's wall time with its checkpoints is shown beside it.
@@ -40,9 +40,9 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from aelab.data import load  # noqa: E402
-from aelab.evaluate import importance_sampled  # noqa: E402
+from aelab.evaluation import importance_sampled  # noqa: E402
 from aelab.models import build  # noqa: E402
-from aelab.train import TrainConfig, load_run, train  # noqa: E402
+from aelab.training import TrainConfig, load_run, train  # noqa: E402
 
 LATENT, LR = 16, 1e-3
 
@@ -207,7 +207,7 @@ def shuttle(epochs: int, out: Path) -> list[tuple[str, float, float, float]]:
     from pyod.models.pca import PCA
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from aelab.evaluate import detect
+    from aelab.evaluation import detect
 
     ds = load("shuttle")
     assert ds.y is not None

@@ -13,19 +13,19 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "build", "diagnose", "inspect"]
 
 if TYPE_CHECKING:
-    from aelab.doctor_fix import diagnose
-    from aelab.inspector import inspect
+    from aelab.doctor.diagnose import diagnose
+    from aelab.inspection.report import inspect
     from aelab.models import build
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import aelab` must not import torch-heavy rooms it does not need.
     if name == "inspect":
-        from aelab.inspector import inspect
+        from aelab.inspection.report import inspect
 
         return inspect
     if name == "diagnose":
-        from aelab.doctor_fix import diagnose
+        from aelab.doctor.diagnose import diagnose
 
         return diagnose
     if name == "build":

@@ -3,7 +3,7 @@
 The file is generated from the module tree itself, not from a per-kind template that could drift:
 each layer is written by its entry in RENDERERS (layer type -> constructor source), aelab's own
 blocks are copied with `inspect.getsource`, and the methods come from one template for plain
-autoencoders and one for VAEs. tests/test_models_codegen.py imports the file fresh, loads the
+autoencoders and one for VAEs. tests/models/test_codegen.py imports the file fresh, loads the
 original state_dict strictly and checks that outputs and losses agree.
 """
 

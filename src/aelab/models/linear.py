@@ -2,7 +2,7 @@
 
 Baldi & Hornik (1989): trained on squared error, every minimum of a linear autoencoder with k < D
 hidden units spans the top-k principal subspace of the (centred) data, so its reconstruction error
-equals PCA-k's. tests/test_models_linear.py checks both on sklearn's digits.
+equals PCA-k's. tests/models/test_linear.py checks both on sklearn's digits.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from aelab.analysis.bottleneck_notes import batch_shape, ratio_text
+from aelab.inspection.bottleneck_notes import batch_shape, ratio_text
 
 if TYPE_CHECKING:
-    from aelab.analysis.bottleneck import Bottleneck, Representation
+    from aelab.inspection.bottleneck import Bottleneck, Representation
 
 WIDTH = 110
 

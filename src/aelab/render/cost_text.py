@@ -14,7 +14,7 @@ from rich.table import Table
 from aelab.render.units import count, nbytes, shape, si
 
 if TYPE_CHECKING:
-    from aelab.analysis.backward import BackwardCost, LayerCost
+    from aelab.costing.backward import BackwardCost, LayerCost
 
 #: what each layer status means, as the table's legend says it
 STATUS_WORDS: dict[str, str] = {

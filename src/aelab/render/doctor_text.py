@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aelab.analysis.doctor import Diagnosis, Finding, shape_text
+from aelab.doctor.records import Diagnosis, Finding, shape_text
 
 _LABEL = 11
 

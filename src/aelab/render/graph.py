@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from aelab.analysis.backward import call_layers, parameter_tids
+from aelab.costing.backward import call_layers, parameter_tids
 from aelab.errors import UsageError
 from aelab.trace.records import Trace
 
 if TYPE_CHECKING:
-    from aelab.costing import GradGraph
+    from aelab.costing.cost import GradGraph
 
 NO_DOT = "Graphviz's dot is not installed: apt-get install graphviz"
 FORMATS = ("svg", "png", "pdf")

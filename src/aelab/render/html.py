@@ -20,8 +20,8 @@ from aelab.render.table import error_lines, explanation_lines, totals_lines
 from aelab.render.units import count, shape, shapes, si
 
 if TYPE_CHECKING:
-    from aelab.analysis.summary import LayerRow
-    from aelab.inspector import Report
+    from aelab.inspection.report import Report
+    from aelab.inspection.summary import LayerRow
 
 _IDS = itertools.count(1)
 
@@ -245,7 +245,7 @@ def render_html_fragment(report: Report, diagnosis: Any = None) -> str:
 
 
 def render_html(report: Report, diagnosis: Any = None) -> str:
-    """The whole page (`aelab inspect --format html`); `diagnosis` (from `aelab.doctor_fix.diagnose`) adds its
+    """The whole page (`aelab inspect --format html`); `diagnosis` (from `aelab.doctor.diagnose.diagnose`) adds its
     findings, else the report's own `diagnosis` attribute is used when it has one."""
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

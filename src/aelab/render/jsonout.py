@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aelab.inspector import Report
+    from aelab.inspection.report import Report
 
 
 def report_dict(report: Report) -> dict[str, Any]:

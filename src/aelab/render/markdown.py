@@ -8,7 +8,7 @@ from aelab.render.table import bottleneck_lines, error_lines, formula_lines, tot
 from aelab.render.units import count, shape, shapes, si
 
 if TYPE_CHECKING:
-    from aelab.inspector import Report
+    from aelab.inspection.report import Report
 
 
 def _cell(text: str) -> str:

@@ -12,8 +12,8 @@ from rich.table import Table
 from aelab.render.units import count, nbytes, shape, shapes, si
 
 if TYPE_CHECKING:
-    from aelab.analysis.summary import LayerRow
-    from aelab.inspector import Report
+    from aelab.inspection.report import Report
+    from aelab.inspection.summary import LayerRow
 
 
 def tree_prefixes(rows: list[LayerRow], parents: dict[int, int | None]) -> list[str]:

@@ -11,7 +11,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
-from aelab.spec import InputSpec
+from aelab.trace.inputs import InputSpec
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import Trace
 

@@ -1,0 +1,69 @@
+"""`aelab build KIND --input SHAPE --latent N [--option k=v ...] [--out model.py]`.
+
+Builds the autoencoder, prints what was built (geometry, solved output_padding) and its inspection
+table, and with --out writes a standalone PyTorch file of the same architecture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from aelab.cli.load import parse_kwargs
+from aelab.errors import UsageError
+from aelab.io import write_output
+from aelab.trace.inputs import parse_shape
+
+EPILOG = """\b
+Kinds and their options with defaults (docs/models.md explains them):
+  dense, dense-vae   hidden=[256,64] activation=relu likelihood=gaussian|bernoulli
+  conv, conv-vae     channels=[32,64] kernel=3 stride=2 activation=relu hidden=[] likelihood=...
+  seqvae             width=256 depth=3 kernel=3 dilation=1|exponential activation=tanh likelihood=...
+  linear             (PCA's reference: only noise and sparsity)
+  every kind         noise=0 (denoising) sparsity=0 (L1 on the latent); VAEs: beta=1
+
+\b
+Examples:
+  aelab build conv --input 1x28x28 --latent 16
+  aelab build conv-vae --input 3x33x47 --latent 32 --option channels=[16,32,64] --out model.py
+  aelab build seqvae --input 100x201 --latent 32 --option dilation=exponential
+"""
+
+
+@click.command(name="build", epilog=EPILOG)
+@click.argument("kind", metavar="KIND")
+@click.option("--input", "input_text", required=True, metavar="SHAPE",
+              help="Per-sample input shape without the batch dim: 784, 1x28x28, 1x201, 100x201 (seqvae: TxF).")
+@click.option("--latent", required=True, type=int, metavar="N", help="Size of the code (per time step for seqvae).")
+@click.option("--option", "-o", "options", multiple=True, metavar="K=V",
+              help="A kind option, e.g. channels=[32,64] or likelihood=bernoulli; repeat for more.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the model as a standalone PyTorch file (imports only torch).")
+def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], out: Path | None) -> None:
+    """Build an autoencoder whose decoder reproduces the input shape exactly.
+
+    KIND is one of: dense, conv, dense-vae, conv-vae, seqvae, linear.
+    """
+    spec = parse_shape(input_text)
+    if spec.name is not None or spec.dtype != torch.float32:  # the model is float32; a dtype would be ignored
+        raise UsageError(f"--input {input_text!r}: give only a shape, e.g. 1x28x28")
+    kwargs = parse_kwargs(options)
+
+    from aelab.inspection.report import inspect
+    from aelab.models import build
+    from aelab.models.codegen import render_source
+
+    try:
+        model = build(kind, spec.shape, latent, **kwargs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    for line in model.describe():
+        click.echo(line)
+    click.echo(str(inspect(model, (1, *model.input_shape))))
+    if out is not None:
+        source = render_source(model)
+        compile(source, str(out), "exec")  # never write a file that would not import
+        write_output(source, str(out))
+        click.echo(f"wrote {out}: class {type(model).__name__}, needs only torch")

@@ -1,0 +1,73 @@
+"""`aelab evaluate RUN`: metrics to metrics.json and a table; pictures into the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from aelab.evaluation import Evaluation, eval_rows, evaluate, run_dataset
+from aelab.evaluation.pictures import draw_all
+from aelab.training import load_run
+from aelab.training.checkpoint import atomic_write_json
+from aelab.training.distributed import pick_device
+
+
+@click.command(name="evaluate")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--nll-samples", type=int, default=1000, show_default=True,
+              help="Importance samples K per row for the NLL of a VAE (0: skip ELBO and NLL).")
+@click.option("--nll-rows", type=int, default=500, show_default=True,
+              help="Rows the NLL and ELBO are estimated on (the first of the evaluated rows).")
+@click.option("--part", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which rows of the run's data to evaluate.")
+@click.option("--limit", type=int, default=None, help="Evaluate at most this many rows.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the importance samples.")
+@click.option("--no-plots", is_flag=True, help="Only the numbers, no pictures.")
+def command(run: Path, nll_samples: int, nll_rows: int, part: str, limit: int | None, device: str, seed: int,
+            no_plots: bool) -> None:
+    """Reconstruction MSE, PSNR and BCE (data in [0, 1]); for VAEs the ELBO and the NLL in nats;
+    per class where the data have labels. Writes RUN/metrics.json and PNG pictures."""
+    result, pictures = evaluate_run(run, pick_device(device), part, limit, nll_samples, nll_rows, seed,
+                                    plots=not no_plots)
+    _print(result)
+    click.echo(f"metrics: {run / 'metrics.json'}")
+    for path in pictures:
+        click.echo(f"picture: {path}")
+
+
+def evaluate_run(run: Path, device: torch.device | str, part: str, limit: int | None, nll_samples: int,
+                 nll_rows: int = 500, seed: int = 0, plots: bool = True) -> tuple[Evaluation, list[Path]]:
+    """Evaluate the run in `run` on its own data; write RUN/metrics.json and (with `plots`) its pictures."""
+    loaded = load_run(run, device)
+    ds = run_dataset(loaded)
+    rows = eval_rows(ds, part, limit)
+    torch.manual_seed(seed)
+    result, outputs = evaluate(loaded, ds, rows, nll_samples=nll_samples, nll_rows=nll_rows, part=part)
+    atomic_write_json(run / "metrics.json", result.to_dict())
+    return result, draw_all(loaded, outputs, ds.kind, run) if plots else []
+
+
+def _print(result: Evaluation) -> None:
+    console = Console(width=140)
+    table = Table(title=f"{result.run} on {result.data} ({result.part} rows: {result.rows:,})")
+    for col in ("metric", "mean", "unit", "better", "rows", "what"):
+        table.add_column(col, justify="right" if col in ("mean", "rows") else "left")
+    for m in result.metrics:
+        table.add_row(m.name, f"{m.mean:.5g}", m.unit, m.better, f"{m.rows:,}", m.doc)
+    console.print(table)
+    classes = list(result.metrics[0].per_class) if result.metrics and result.metrics[0].per_class else []
+    if classes:
+        per = Table(title="per class")
+        per.add_column("class")
+        for m in result.metrics:
+            per.add_column(m.name, justify="right")
+        for c in classes:
+            per.add_row(c, *(f"{m.per_class[c]:.5g}" if c in m.per_class else "-" for m in result.metrics))
+        console.print(per)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)

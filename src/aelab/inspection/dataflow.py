@@ -1,0 +1,381 @@
+"""The data path of a trace: which layer's output feeds which, from the model's input to its output.
+
+Units are the leaf-level calls (leaf modules, and functions/samples called by modules that have
+children: the rows of the table that are not containers). A value is one tensor as one unit left it
+(an in-place op makes a new value of the same tensor). Edges follow tensor identities (`tid`).
+Pure functions over a `Trace`; nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from aelab.inspection.summary import visible_calls
+from aelab.trace.records import CallEvent, Trace
+
+# --- what kinds of units there are (base names: "Tensor.view" -> "view", "F.relu" -> "relu", "Conv1d" -> "conv1d")
+#: rearrange without changing a single value: not layers that compress or widen anything
+MOVE = frozenset({"transpose", "permute", "view", "reshape", "flatten", "unflatten", "contiguous", "squeeze",
+                  "unsqueeze", "t", "mt", "movedim", "moveaxis", "swapaxes", "swapdims", "view_as", "reshape_as",
+                  "identity", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type_as"})
+#: copy values (more numbers, no more information)
+COPY = frozenset({"expand", "expand_as", "repeat", "tile", "broadcast_to", "broadcast_tensors", "repeat_interleave"})
+#: read a part
+SELECT = frozenset({"getitem", "chunk", "split", "narrow", "select", "index_select", "unbind", "tensor_split"})
+#: their output depends only on the input's shape, never on its values: no data flows through them
+SHAPE_ONLY = frozenset({"randn_like", "rand_like", "randint_like", "zeros_like", "ones_like", "empty_like",
+                        "full_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "normal_",
+                        "uniform_", "bernoulli_", "exponential_", "fill_", "zero_", "random_"})
+#: draw random numbers: a reparameterisation z = mean + eps * sigma starts at one of these
+NOISE = frozenset({"randn_like", "rand_like", "randn", "rand", "normal", "normal_", "uniform_"})
+#: functions that apply a weight tensor (a unit is also weighted when it is a module owning parameters)
+WEIGHT_FUNCS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                          "conv_transpose3d", "matmul", "mm", "bmm", "einsum", "addmm", "bilinear", "embedding",
+                          "lstm", "gru", "rnn_tanh", "rnn_relu"})
+#: elementwise functions of two tensors; a much smaller operand is a broadcast gate or statistic
+ELEMENTWISE_JOIN = frozenset({"add", "sub", "mul", "div", "true_divide", "where", "addcmul", "maximum", "minimum",
+                              "iadd", "imul", "rsub", "radd", "rmul", "truediv", "rtruediv"})
+#: how a layer reads its input's axes: (N, C, *positions) or (N, *positions, C)
+CHANNELS_FIRST = frozenset({"conv1d", "conv2d", "conv3d", "convtranspose1d", "convtranspose2d", "convtranspose3d",
+                            "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "batchnorm1d",
+                            "batchnorm2d", "batchnorm3d", "instancenorm1d", "instancenorm2d", "instancenorm3d",
+                            "groupnorm", "group_norm", "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d",
+                            "avgpool2d", "avgpool3d", "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d",
+                            "avg_pool2d", "avg_pool3d", "upsample", "interpolate", "pixelshuffle", "pixel_shuffle"})
+#: read integer ids at each position: (N, *positions)
+IDS = frozenset({"embedding", "embeddingbag"})
+FEATURES_LAST = frozenset({"linear", "layernorm", "layer_norm", "rmsnorm", "rms_norm", "lstm", "gru", "rnn",
+                           "multiheadattention", "bilinear"})
+
+
+def base_name(type_: str) -> str:
+    """'Tensor.__getitem__ ([])' -> 'getitem', 'F.relu' -> 'relu', 'Conv1d' -> 'conv1d', 'Normal.rsample' -> ..."""
+    t = type_.split(" (")[0]
+    for prefix in ("Tensor.", "torch.", "F.", "nn."):
+        if t.startswith(prefix):
+            t = t[len(prefix):]
+            break
+    return t.strip("_").lower()
+
+
+@dataclass
+class Value:
+    """One tensor as one unit produced it (or a trace input / a weight when `producer` is None)."""
+
+    vid: int
+    tid: int
+    shape: tuple[int, ...]
+    dtype: str
+    producer: int | None  # unit index
+    consumers: list[int] = field(default_factory=list)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Unit:
+    """One leaf-level call, in execution order."""
+
+    index: int
+    call: CallEvent
+    base: str  # base name of its type, see `base_name`
+    inputs: list[int]  # value ids that carry data into it (shape-only inputs dropped)
+    outputs: list[int]
+    weighted: bool = False
+    children: tuple[str, ...] = ()  # base names of the functions a leaf module called
+
+    @property
+    def name(self) -> str:
+        return self.call.name or "<model>"
+
+    @property
+    def is_move(self) -> bool:
+        """A pure rearrangement: a movement function, or a leaf module that only calls movement functions."""
+        if self.base in MOVE:
+            return True
+        return self.call.kind == "module" and not self.weighted and bool(self.children) and all(
+            c in MOVE for c in self.children)
+
+    def axes(self) -> str | None:
+        """'first' (N, C, *positions), 'last' (N, *positions, C), 'ids' (N, *positions), or None; custom modules
+        by what they call."""
+        for b in (self.base, *self.children):
+            if b in IDS:
+                return "ids"
+            if b in CHANNELS_FIRST:
+                return "first"
+            if b in FEATURES_LAST:
+                return "last"
+        return None
+
+
+class DataFlow:
+    """Units and values of a trace, the primary input `x`, the chosen output `y`, and reachability."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.values: list[Value] = []
+        self.units: list[Unit] = []
+        self._build()
+        self.batch = trace.inputs[0].shape[0] if trace.inputs and trace.inputs[0].shape else 1
+        self.x: int | None = None
+        self.from_x: set[int] = set()
+        self.y: int | None = None
+        for i in range(len(trace.inputs)):  # the first input that some output depends on (values 0.. are inputs)
+            self.x, self.from_x = i, self.downstream({i})
+            self.y = self._pick_output()
+            if self.y is not None:
+                break
+        self.to_y = self.upstream(self.y) if self.y is not None else set()
+        self.noise_units = [u.index for u in self.units if u.base in NOISE and u.call.kind == "function"]
+        self.noisy = self.downstream({v for i in self.noise_units for v in self.units[i].outputs})
+        for u in self.units:
+            u.weighted = u.weighted or (u.base in WEIGHT_FUNCS and any(v not in self.from_x for v in u.inputs)
+                                        and any(v in self.from_x for v in u.inputs))
+        self.side = self._side_values()
+
+    # --- building -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        trace = self.trace
+        current: dict[int, int] = {}
+        for t in trace.inputs:
+            current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
+        calls = [c for c in visible_calls(trace)
+                 if c.kind != "module" or not any(trace.calls[k].kind == "module" for k in c.children)]
+        if not calls and trace.calls and trace.calls[0].outputs:
+            calls = [trace.calls[0]]  # the whole model is one leaf layer
+        owners = {p.module for p in (*trace.params, *trace.shared_params)}
+        for call in calls:
+            base = base_name(call.type)
+            index = len(self.units)
+            inputs: list[int] = []
+            for t in call.inputs:
+                if t.tid not in current:
+                    current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
+                if current[t.tid] not in inputs:
+                    inputs.append(current[t.tid])
+            if base in SHAPE_ONLY:
+                inputs = []
+            outputs: list[int] = []
+            for t in call.outputs:
+                if any(self.values[v].tid == t.tid for v in outputs):
+                    continue
+                vid = self._new_value(t.tid, t.shape, t.dtype, index)
+                outputs.append(vid)
+                current[t.tid] = vid
+            for v in inputs:
+                self.values[v].consumers.append(index)
+            weighted = call.kind == "module" and any(
+                o == call.module or o.startswith(call.module + ".") or call.module == "" for o in owners)
+            children = tuple(base_name(trace.calls[k].type) for k in call.children) if call.kind == "module" else ()
+            self.units.append(Unit(index, call, base, inputs, outputs, weighted, children))
+        self._current = current
+
+    def _new_value(self, tid: int, shape: tuple[int, ...], dtype: str, producer: int | None) -> int:
+        self.values.append(Value(len(self.values), tid, tuple(shape), dtype, producer))
+        return len(self.values) - 1
+
+    def downstream(self, start: set[int]) -> set[int]:
+        """`start` and every value computed from it."""
+        seen = set(start)
+        for unit in self.units:  # units are in execution order, so one sweep suffices
+            if any(v in seen for v in unit.inputs):
+                seen.update(unit.outputs)
+        return seen
+
+    def upstream(self, end: int) -> set[int]:
+        """`end` and every value it was computed from."""
+        seen = {end}
+        for unit in reversed(self.units):
+            if any(v in seen for v in unit.outputs):
+                seen.update(unit.inputs)
+        return seen
+
+    def _pick_output(self) -> int | None:
+        """The reconstruction if an output has the input's shape (or size per sample), else the first output
+        that depends on the input."""
+        if self.x is None:
+            return None
+        outs = [self._current[t.tid] for t in self.trace.outputs if t.tid in self._current]
+        outs = [v for v in outs if v in self.from_x and v != self.x]
+        x = self.values[self.x]
+        for same in (lambda v: v.shape == x.shape, lambda v: v.numel == x.numel):
+            for v in outs:
+                if same(self.values[v]):
+                    return v
+        return outs[0] if outs else None
+
+    def _side_values(self) -> set[int]:
+        """Values that only gate or normalise the main data by broadcasting (a squeeze-excitation branch, a
+        hand-written mean or variance): never the representation itself."""
+        side: set[int] = set()
+        for value in reversed(self.values):
+            if not self.on_path(value.vid) or value.vid == self.y:
+                continue
+            users = [self.units[u] for u in value.consumers if self.unit_on_path(u)]
+            if users and all(self._gates(u, value) or all(o in side for o in u.outputs if self.on_path(o))
+                             for u in users):
+                side.add(value.vid)
+        return side
+
+    def _gates(self, unit: Unit, value: Value) -> bool:
+        if unit.base not in ELEMENTWISE_JOIN:
+            return False
+        others = [self.values[v].numel for v in unit.inputs if v != value.vid and self.on_path(v)]
+        return any(n > value.numel for n in others)
+
+    # --- queries ------------------------------------------------------------------------------
+    def on_path(self, vid: int) -> bool:
+        return vid in self.from_x and vid in self.to_y
+
+    def unit_on_path(self, index: int) -> bool:
+        unit = self.units[index]
+        return any(v in self.from_x for v in unit.inputs) and any(v in self.to_y for v in unit.outputs)
+
+    def per_sample(self, vid: int) -> int | None:
+        n = self.values[vid].numel
+        return n // self.batch if self.batch and n % self.batch == 0 else None
+
+    def order(self, vid: int) -> int:
+        """Position of a value on the time line: the index of the unit that produced it (-1: an input)."""
+        p = self.values[vid].producer
+        return -1 if p is None else p
+
+    def main(self, vid: int) -> bool:
+        return self.on_path(vid) and vid not in self.side
+
+    def best_path(self, src: int, dst: int) -> list[int] | None:
+        """Values from src to dst along the route through the most weighted layers (then the fewest units):
+        through the convolutions of a residual block, not around them; through the mean, not the variance."""
+        score: dict[int, tuple[int, int]] = {src: (0, 0)}
+        back: dict[int, int] = {}
+        for unit in self.units[self.order(src) + 1:]:
+            ins = [v for v in unit.inputs if v in score and self.main(v)]
+            if not ins:
+                continue
+            step = (1 if unit.weighted else 0, -1)
+            best = max(ins, key=lambda v: score[v])
+            cand = (score[best][0] + step[0], score[best][1] + step[1])
+            for out in unit.outputs:
+                if (self.main(out) or out == dst) and (out not in score or cand > score[out]):
+                    score[out] = cand
+                    back[out] = best
+        if dst not in score:
+            return None
+        path = [dst]
+        while path[-1] != src:
+            path.append(back[path[-1]])
+        return path[::-1]
+
+    def last_use(self, vid: int) -> int:
+        """The last unit on the path that reads `vid` (the number of units for the output itself, -1 if none)."""
+        if vid == self.y:
+            return len(self.units)
+        return max((u for u in self.values[vid].consumers if self.unit_on_path(u)), default=-1)
+
+    def live_after(self, vid: int) -> list[int]:
+        """Main-path values that exist right after `vid` is made and are still read later: `vid` and whatever
+        bypasses it (skip connections, the input itself in a residual)."""
+        point = self.order(vid)
+        return [v.vid for v in self.values
+                if self.main(v.vid) and self.order(v.vid) <= point and (self.last_use(v.vid) > point or v.vid == vid)]
+
+    def live_totals(self) -> list[int]:
+        """Per point (index + 1 of the unit just run; 0: before any), the values per sample then alive on the path."""
+        diff = [0] * (len(self.units) + 3)
+        for value in self.values:
+            size = self.per_sample(value.vid) if self.main(value.vid) else None
+            if size is None:
+                continue
+            start, end = self.order(value.vid), self.last_use(value.vid)
+            if end > start:
+                diff[start + 1] += size
+                diff[end + 1] -= size
+        totals, running = [], 0
+        for d in diff[:-1]:
+            running += d
+            totals.append(running)
+        return totals
+
+    def producer_unit(self, vid: int) -> Unit | None:
+        p = self.values[vid].producer
+        return None if p is None else self.units[p]
+
+
+# --- what a unit does to values (for the identity notes) ---------------------------------------------------
+@dataclass(frozen=True)
+class Act:
+    """An activation: 'relu' (passes positive values unchanged), 'smooth' (close to x for large positive
+    inputs, never equal), or 'squash' (maps every value into a bounded range)."""
+
+    kind: str
+    range: str
+    nonneg: bool  # every output is >= 0
+
+
+ACTIVATIONS: dict[str, Act] = {
+    "relu": Act("relu", "[0, inf)", True),
+    "leakyrelu": Act("relu", "(-inf, inf)", False),
+    "leaky_relu": Act("relu", "(-inf, inf)", False),
+    "prelu": Act("relu", "(-inf, inf)", False),
+    "rrelu": Act("relu", "(-inf, inf)", False),
+    "elu": Act("relu", "(-1, inf)", False),
+    "celu": Act("relu", "(-1, inf)", False),
+    "selu": Act("relu", "(-1.76, inf)", False),  # 1.0507 x for x > 0: a scale the next layer can undo
+    "gelu": Act("smooth", "(-0.17, inf)", False),
+    "silu": Act("smooth", "(-0.28, inf)", False),
+    "mish": Act("smooth", "(-0.31, inf)", False),
+    "softplus": Act("smooth", "(0, inf)", True),
+    "hardswish": Act("smooth", "[-0.375, inf)", False),
+    "sigmoid": Act("squash", "(0, 1)", True),
+    "hardsigmoid": Act("squash", "[0, 1]", True),
+    "tanh": Act("squash", "(-1, 1)", False),
+    "hardtanh": Act("squash", "[-1, 1]", False),
+    "softsign": Act("squash", "(-1, 1)", False),
+    "relu6": Act("squash", "[0, 6]", True),
+    "softmax": Act("squash", "(0, 1), summing to 1", True),
+    "log_softmax": Act("squash", "(-inf, 0], log-probabilities", False),
+    "logsoftmax": Act("squash", "(-inf, 0], log-probabilities", False),
+    "logsigmoid": Act("squash", "(-inf, 0)", False),
+    "lstm": Act("squash", "(-1, 1) (its output passes through tanh)", False),
+    "gru": Act("squash", "(-1, 1) (its state passes through tanh)", False),
+    "rnn": Act("squash", "(-1, 1) (its state passes through tanh)", False),
+}
+#: affine maps of their input (weights, padding, pooling by averaging)
+AFFINE = frozenset({"linear", "conv1d", "conv2d", "conv3d", "convtranspose1d", "convtranspose2d", "convtranspose3d",
+                    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "pad", "constantpad1d",
+                    "constantpad2d", "zeropad1d", "zeropad2d", "lazylinear", "identity", "add", "sub", "cat"})
+#: affine once the statistics are fixed (eval mode); in training they use the batch's statistics
+NORMS = frozenset({"batchnorm1d", "batchnorm2d", "batchnorm3d", "batch_norm", "layernorm", "layer_norm", "groupnorm",
+                   "group_norm", "instancenorm1d", "instancenorm2d", "instancenorm3d", "instance_norm", "rmsnorm",
+                   "rms_norm"})
+#: the identity at inference; random zeros (scaled) in training
+DROPOUTS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alphadropout", "featurealphadropout",
+                      "alpha_dropout"})
+
+
+#: keep the sign of what they read: a pool of non-negative values is non-negative
+POOLS = frozenset({"maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d", "max_pool1d",
+                   "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptiveavgpool1d",
+                   "adaptiveavgpool2d", "adaptiveavgpool3d", "adaptivemaxpool1d", "adaptivemaxpool2d",
+                   "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d"})
+
+
+def classify(unit: Unit) -> Act | str:
+    """An `Act`, or 'affine' | 'norm' | 'dropout' | 'move' | 'other'; custom modules by what they call."""
+    names = (unit.base,) if unit.base in ACTIVATIONS or not unit.children else (unit.base, *unit.children)
+    for name in names:
+        if name in ACTIVATIONS:
+            return ACTIVATIONS[name]
+    if unit.base in NORMS:
+        return "norm"
+    if unit.base in DROPOUTS:
+        return "dropout"
+    if unit.is_move:
+        return "move"
+    if unit.base in AFFINE or (unit.children and all(c in AFFINE or c in NORMS for c in unit.children)):
+        return "affine"
+    return "other"
