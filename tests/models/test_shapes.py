@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from aelab.models import KINDS, build
-from aelab.models.geometry import solve_output_padding
+from aelab.shapes.sizes import exact_output_padding
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,7 +94,7 @@ def test_output_padding_solution_matches_pytorch(L: int, k: int, s: int, d: int,
         y = F.conv1d(x, torch.zeros(1, 1, k), stride=s, padding=p, dilation=d)
     except RuntimeError:
         assume(False)
-    op = solve_output_padding(L, y.shape[-1], k, s, p, d)
+    op = exact_output_padding(y.shape[-1], L, k, s, p, d)
     up = nn.ConvTranspose1d(1, 1, k, stride=s, padding=p, dilation=d, output_padding=op)
     assert up(y).shape[-1] == L
 
@@ -114,10 +114,10 @@ def test_output_padding_is_refused_exactly_when_pytorch_has_no_solution(size: in
         if out.shape[-1] == target:
             reachable.append(op)
     if reachable:
-        assert solve_output_padding(target, size, k, s, p, d) == reachable[0]
+        assert exact_output_padding(size, target, k, s, p, d) == reachable[0]
     else:
         with pytest.raises(ValueError, match="no output_padding"):
-            solve_output_padding(target, size, k, s, p, d)
+            exact_output_padding(size, target, k, s, p, d)
 
 
 @pytest.mark.parametrize(("shape", "channels", "pads"), [

@@ -14,7 +14,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aelab.shapes.formulas import DIM_NAMES, conv_size, conv_transpose_size, per_dim, pool_size
+from aelab.shapes.formulas import conv_size, conv_transpose_size, per_dim, pool_size
+from aelab.shapes.sizes import DIM_NAMES
 from aelab.trace.records import CallEvent, TensorInfo, Trace, TraceError
 
 Shape = tuple[int, ...]

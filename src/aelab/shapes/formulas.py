@@ -22,9 +22,9 @@ from typing import Any
 from torch import nn
 
 from aelab.errors import UsageError
+from aelab.shapes.sizes import DIM_NAMES
 
 #: names of the spatial dimensions, by how many there are
-DIM_NAMES: dict[int, tuple[str, ...]] = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from aelab.shapes.formulas import (
     resolve_kind,
     split_sample,
 )
+from aelab.shapes.sizes import transposed_out
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def solve_output_padding(size: int, want: int, kernel: int, stride: int = 1, pad
     if padding < 0:
         raise UsageError(f"padding must be at least 0, got {padding}")
     room = max(stride, dilation)
-    base = conv_transpose_size(size, kernel, stride, padding, dilation, 0, dim=dim).value
+    base = transposed_out(size, kernel, stride, padding, dilation)
     op = want - base
     if 0 <= op < room:
         option = PaddingOption(padding, op, conv_transpose_size(size, kernel, stride, padding, dilation, op,

@@ -22,8 +22,9 @@ from aelab.doctor.records import (
     spatial_dims,
     times,
 )
-from aelab.shapes.formulas import DIM_NAMES, conv_transpose_size, per_dim
+from aelab.shapes.formulas import conv_transpose_size, per_dim
 from aelab.shapes.inverse import solve_output_padding
+from aelab.shapes.sizes import DIM_NAMES
 from aelab.trace.records import CallEvent
 
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
