@@ -1,11 +1,13 @@
-"""`aelab build KIND --input SHAPE --latent N [--option k=v ...] [--out model.py]`.
+"""`aelab build KIND --input SHAPE --latent N [--option k=v ...] [--out model.py] [--format text|json]`.
 
 Builds the autoencoder, prints what was built (geometry, solved output_padding) and its inspection
-table, and with --out writes a standalone PyTorch file of the same architecture.
+table (or, with --format json, one document: docs/json.md), and with --out writes a standalone PyTorch
+file of the same architecture.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -41,7 +43,9 @@ Examples:
               help="A kind option, e.g. channels=[32,64] or likelihood=bernoulli; repeat for more.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the model as a standalone PyTorch file (imports only torch).")
-def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], out: Path | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: what was built, its inspection and the --out file as one document (docs/json.md).")
+def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], out: Path | None, fmt: str) -> None:
     """Build an autoencoder whose decoder reproduces the input shape exactly.
 
     KIND is one of: dense, conv, dense-vae, conv-vae, seqvae, linear.
@@ -59,11 +63,22 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
         model = build(kind, spec.shape, latent, **kwargs)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    for line in model.describe():
-        click.echo(line)
-    click.echo(str(inspect(model, (1, *model.input_shape))))
+    report = inspect(model, (1, *model.input_shape))
     if out is not None:
         source = render_source(model)
         compile(source, str(out), "exec")  # never write a file that would not import
         write_output(source, str(out))
+    if fmt == "json":
+        from aelab.render.jsonout import report_dict
+
+        document = {"kind": model.kind, "class": type(model).__name__, "config": model.config_dict(),
+                    "input_shape": list(model.input_shape), "latent_shape": list(model.latent_shape),
+                    "description": model.describe(), "report": report_dict(report),
+                    "source": str(out) if out is not None else None}
+        write_output(json.dumps(document, indent=2, ensure_ascii=False), None)
+        return
+    for line in model.describe():
+        click.echo(line)
+    click.echo(str(report))
+    if out is not None:
         click.echo(f"wrote {out}: class {type(model).__name__}, needs only torch")
