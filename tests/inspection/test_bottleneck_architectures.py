@@ -14,6 +14,7 @@ from torch import nn
 
 from aelab.inspection.bottleneck import Bottleneck, find_bottleneck
 from aelab.inspection.hints import collect_hints
+from aelab.models import Capability
 from aelab.models.registry import build
 from aelab.trace.record import record
 
@@ -118,7 +119,7 @@ def test_aelab_model_kinds(kind: str, shape: tuple[int, ...], latent: int) -> No
     b = analyse(model, (3, *shape))
     expected = latent * (shape[0] if kind == "seqvae" else 1)
     assert b.per_sample == expected and b.is_autoencoder
-    assert b.latent_source == ("sample" if model.is_vae else "attribute")
+    assert b.latent_source == ("sample" if model.has(Capability.POSTERIOR) else "attribute")
     if kind == "seqvae":
         assert b.per_position == latent and b.positions == shape[0] and b.input_per_position == shape[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aelab.models import KINDS, AEOutput, LossOutput, build, from_config
+from aelab.models import KINDS, AEOutput, Capability, LossOutput, build, from_config
 
 SHAPES = {"dense": (2, 5), "dense-vae": (10,), "conv": (1, 12, 10), "conv-vae": (2, 15), "seqvae": (6, 9),
           "linear": (10,)}
@@ -24,13 +24,14 @@ NON_DEFAULT = {
 
 
 def test_registry_names_match_the_models() -> None:
-    assert list(KINDS) == ["dense", "conv", "dense-vae", "conv-vae", "seqvae", "linear"]
-    for name, (config_class, model_class) in KINDS.items():
+    assert set(SHAPES) <= set(KINDS) and list(KINDS) == sorted(KINDS)
+    for name in SHAPES:
+        config_class, model_class = KINDS[name]
         assert model_class.kind == name
         model = build(name, SHAPES[name], 2)
         assert isinstance(model.config, config_class)
-        assert model.is_vae == name.endswith("vae")
-        assert hasattr(model, "sample") == model.is_vae
+        assert model.has(Capability.POSTERIOR) == (name in ("dense-vae", "conv-vae", "seqvae"))
+        assert hasattr(model, "sample") == model.has(Capability.PRIOR_SAMPLE)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -58,7 +59,7 @@ def test_config_round_trips_through_json(kind: str) -> None:
     ("dense", (10,), -3, {}, "latent must be a positive integer"),
     ("dense", (10,), 2.5, {}, "latent must be a positive integer"),
     ("dense", (0, 3), 2, {}, "input_shape must be a non-empty list of positive sizes"),
-    ("cnn", (1, 8, 8), 2, {}, "unknown kind 'cnn'; known kinds: dense, conv"),
+    ("cnn", (1, 8, 8), 2, {}, "unknown kind 'cnn'; known kinds: conv, conv-vae, dense"),
     ("dense", (10,), 2, {"hiden": [4]}, "unknown option 'hiden' for kind 'dense' (did you mean 'hidden'?)"),
     ("dense-vae", (10,), 2, {"channels": [4]}, "known options: activation, beta, hidden, likelihood, noise"),
     ("linear", (10,), 2, {"hidden": [4]}, "known options: noise, sparsity"),
@@ -102,18 +103,18 @@ def test_denoising_corrupts_inputs_in_training_only(kind: str) -> None:
     got = model.train().loss(x)
     torch.manual_seed(7)
     noisy = x + noise * torch.randn_like(x)  # the target stays the clean x
-    if model.is_vae:
+    if model.has(Capability.POSTERIOR):
         mean, log_var = model.posterior(noisy)
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         want = -model.log_px_given_z(x, z).mean()
     else:
         want = ((model.decode(model.encode(noisy)) - x) ** 2).mean()
-    torch.testing.assert_close(got.reconstruction, want)
+    torch.testing.assert_close(got.terms["reconstruction"], want)
     model.eval()
     with torch.no_grad():
-        if not model.is_vae:
+        if not model.has(Capability.POSTERIOR):
             clean = ((model(x).reconstruction - x) ** 2).mean()
-            torch.testing.assert_close(model.loss(x).reconstruction, clean)
+            torch.testing.assert_close(model.loss(x).terms["reconstruction"], clean)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -126,10 +127,12 @@ def test_sparsity_adds_l1_of_the_latent_in_training(kind: str) -> None:
     assert isinstance(out, LossOutput)
     torch.manual_seed(1)
     z = model(x).latent  # the same draw of z the loss used (VAEs: one reparameterised sample)
-    torch.testing.assert_close(out.sparsity, 0.25 * z.abs().flatten(1).sum(1).mean())
-    torch.testing.assert_close(out.total, out.reconstruction + model_beta(model) * out.kl + out.sparsity)
-    assert out.sparsity > 0
-    assert model.eval().loss(x).sparsity == 0
+    terms = out.terms
+    torch.testing.assert_close(terms["sparsity"], 0.25 * z.abs().flatten(1).sum(1).mean())
+    kl = terms.get("kl", torch.zeros(()))
+    torch.testing.assert_close(out.total, terms["reconstruction"] + model_beta(model) * kl + terms["sparsity"])
+    assert terms["sparsity"] > 0
+    assert model.eval().loss(x).terms["sparsity"] == 0
 
 
 def model_beta(model: torch.nn.Module) -> float:

@@ -64,7 +64,7 @@ def test_linear_ae_spans_the_principal_subspace_and_matches_pca_error(digits: np
     pca_mse = float(((pca.inverse_transform(pca.transform(digits)) - digits) ** 2).mean())
     model.eval()
     with torch.no_grad():
-        ae_mse = float(model.loss(x).reconstruction)
+        ae_mse = float(model.loss(x).terms["reconstruction"])
         direct_mse = float(((model(x).reconstruction - x) ** 2).mean())
     assert ae_mse == pytest.approx(direct_mse, rel=1e-12)  # the loss is the plain MSE
     assert ae_mse <= pca_mse * 1.01, f"linear AE MSE {ae_mse:.6g} vs PCA-{k} {pca_mse:.6g}"

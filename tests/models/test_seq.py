@@ -10,7 +10,7 @@ from torch import nn
 
 from aelab.models import build
 from aelab.models.blocks import CausalConv1d
-from aelab.models.sequence import receptive_field
+from aelab.models.kinds.seqvae import receptive_field
 
 
 def _posterior_change(encode: object, x: torch.Tensor, t: int) -> torch.Tensor:

@@ -4,9 +4,13 @@ A kind only says how to build its `encoder` and `decoder` (`networks`); encode/d
 denoising, sparsity, the reparameterisation, the KL term and log p(x|z) live here, so the same loss
 is never written twice (the pythae habit we leave behind).
 
-Loss scale: for plain autoencoders `reconstruction` is the per-element mean error (MSE, or BCE for
-likelihood='bernoulli'); for VAEs it is -log p(x|z) summed over the data dims and averaged over the
-batch (nats per sample), so `total` is the negative ELBO when beta = 1.
+Loss scale: for plain autoencoders the `reconstruction` term is the per-element mean error (MSE, or
+BCE for likelihood='bernoulli'); for VAEs it is -log p(x|z) summed over the data dims and averaged
+over the batch (nats per sample), so `total` is the negative ELBO when beta = 1.
+
+A kind states what it offers as `capabilities` (kind.py) and returns its loss as named `terms`; the
+trainer logs whatever terms come back. Each kind also owns the methods of its generated file
+(`codegen_methods`, templates.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from aelab.models import templates
 from aelab.models.config import AEConfig
+from aelab.models.kind import Capability
 from aelab.models.likelihood import BernoulliLikelihood, Likelihood, in_unit_interval, make_likelihood
 
 
@@ -34,20 +40,41 @@ class AEOutput:
 
 @dataclass
 class LossOutput:
-    """Scalars of one loss evaluation; `total` is what to backpropagate."""
+    """One loss evaluation: `total` is what to backpropagate, `terms` its named scalar parts
+    (e.g. reconstruction, kl, sparsity, commitment), logged as they are by the trainer."""
 
     total: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
-    sparsity: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class KLControl:
+    """How the trainer shapes a KL term: `weight` multiplies beta (KL warm-up ramps it from 0 to 1);
+    `free_bits` (nats) is the floor of each latent dimension's batch-mean KL (Kingma et al., 2016)."""
+
+    weight: float = 1.0
+    free_bits: float = 0.0
+
+
+def kl_objective(kl: torch.Tensor, beta: float, control: KLControl | None) -> torch.Tensor:
+    """The KL part of the objective from per-element KL values `kl` of shape (N, *latent):
+    beta * weight * sum_d max(free_bits, mean_n kl[n, d]). Without free bits this is beta * weight * the
+    batch-mean of each sample's summed KL."""
+    control = control or KLControl()
+    per_dim = kl.mean(0)
+    if control.free_bits > 0:
+        per_dim = per_dim.clamp_min(control.free_bits)
+    return beta * control.weight * per_dim.sum()
 
 
 class Autoencoder(nn.Module, abc.ABC):
     """Base class of every kind: `encoder` maps x to z, `decoder` maps z to raw outputs,
     `likelihood` maps raw outputs to data space and scores reconstructions."""
 
-    kind: ClassVar[str] = ""
-    is_vae: ClassVar[bool] = False
+    kind: ClassVar[str] = ""  # set by @register
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    codegen_methods: ClassVar[str] = templates.AE_METHODS
+    codegen_note: ClassVar[str] = ""  # added to the generated file's first line
 
     def __init__(self, config: AEConfig) -> None:
         super().__init__()
@@ -56,11 +83,24 @@ class Autoencoder(nn.Module, abc.ABC):
         self.latent_dim: int = config.latent
         self.encoder, self.decoder = self.networks(config)
         self.likelihood: Likelihood = make_likelihood(getattr(config, "likelihood", "gaussian"),
-                                                      learn_scale=self.is_vae)
+                                                      learn_scale=self.has(Capability.LIKELIHOOD))
 
     @abc.abstractmethod
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         """Build (encoder, decoder) for this kind; raise ValueError when the config cannot work."""
+
+    @classmethod
+    def has(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
+
+    def codegen_attrs(self) -> dict[str, Any]:
+        """Class attributes of the generated file that its methods read."""
+        return {"input_shape": self.input_shape, "latent_shape": self.latent_shape,
+                "noise": self.config.noise, "sparsity": self.config.sparsity}
+
+    def extra_metrics(self, batches: Any) -> dict[str, float]:
+        """Metrics only this kind has, over an iterable of input batches (VQ-VAE: codebook use)."""
+        return {}
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -117,17 +157,21 @@ class Autoencoder(nn.Module, abc.ABC):
         z = self.encode(x)
         return AEOutput(reconstruction=self.decode(z), latent=z)
 
-    def loss(self, x: torch.Tensor, *, check_range: bool = True) -> LossOutput:
+    def loss(self, x: torch.Tensor, *, check_range: bool = True, control: KLControl | None = None) -> LossOutput:
         """Mean per-element reconstruction error, plus the sparsity penalty in training mode.
 
-        `check_range=False` skips `check_target` (only for data already checked, see there)."""
+        `check_range=False` skips `check_target` (only for data already checked, see there);
+        `control` shapes a KL term and is ignored by kinds without one."""
         if check_range:
             self.check_target(x)
         z = self.encode(self.corrupt(x))
         reconstruction = self.likelihood.error(x, self.decoder(z)).mean()
-        penalty = self.sparsity_penalty(z)
-        kl = torch.zeros((), device=x.device, dtype=reconstruction.dtype)
-        return LossOutput(total=reconstruction + penalty, reconstruction=reconstruction, kl=kl, sparsity=penalty)
+        terms = {"reconstruction": reconstruction}
+        total = reconstruction
+        if self.config.sparsity > 0:
+            terms["sparsity"] = self.sparsity_penalty(z)
+            total = total + terms["sparsity"]
+        return LossOutput(total=total, terms=terms)
 
     # --- options every kind has ---------------------------------------------------------------
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +194,9 @@ class VariationalAutoencoder(Autoencoder):
     the second the log-variance. Neither is clamped, so the KL term is never silently zero.
     """
 
-    is_vae: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.POSTERIOR, Capability.PRIOR_SAMPLE, Capability.LIKELIHOOD})
+    codegen_methods: ClassVar[str] = templates.VAE_METHODS
 
     def __init__(self, config: AEConfig) -> None:
         super().__init__(config)
@@ -172,11 +218,17 @@ class VariationalAutoencoder(Autoencoder):
         return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
     @staticmethod
-    def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-        """KL(N(mean, exp(log_var)) || N(0, I)) per sample, summed over the latent dims:
-        0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)."""
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)
-        return kl.flatten(1).sum(1)
+    def kl_elements(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """KL(N(mean, exp(log_var)) || N(0, 1)) of every latent element: 0.5 (mean^2 + exp(log_var) - 1 - log_var)."""
+        return 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)
+
+    @classmethod
+    def kl_divergence(cls, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || N(0, I)) per sample, summed over the latent dims."""
+        return cls.kl_elements(mean, log_var).flatten(1).sum(1)
+
+    def codegen_attrs(self) -> dict[str, Any]:
+        return {**super().codegen_attrs(), "beta": self.beta}
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, *, check_range: bool = True) -> torch.Tensor:
         """log p(x|z) per sample, shape (N,), summed over all data dims, in nats (`check_range`: as in `loss`)."""
@@ -191,19 +243,23 @@ class VariationalAutoencoder(Autoencoder):
         z = self.reparameterize(mean, log_var) if self.training else mean
         return AEOutput(reconstruction=self.decode(z), latent=z, mean=mean, log_var=log_var)
 
-    def loss(self, x: torch.Tensor, *, check_range: bool = True) -> LossOutput:
+    def loss(self, x: torch.Tensor, *, check_range: bool = True, control: KLControl | None = None) -> LossOutput:
         """-ELBO with a one-sample estimate: -log p(x|z) + beta * KL (+ sparsity in training).
 
         z is always sampled here (also in eval mode) so the validation loss estimates the same
-        quantity the training loss does. `check_range=False` skips `check_target` (see there).
+        quantity the training loss does. `check_range=False` skips `check_target` (see there);
+        `control` (warm-up weight, free bits) changes the KL part of `total`, never the `kl` term.
         """
         mean, log_var = self.posterior(self.corrupt(x))
         z = self.reparameterize(mean, log_var)
         reconstruction = -self.log_px_given_z(x, z, check_range=check_range).mean()
-        kl = self.kl_divergence(mean, log_var).mean()
-        penalty = self.sparsity_penalty(z)
-        total = reconstruction + self.beta * kl + penalty
-        return LossOutput(total=total, reconstruction=reconstruction, kl=kl, sparsity=penalty)
+        kl_all = self.kl_elements(mean, log_var)
+        terms = {"reconstruction": reconstruction, "kl": kl_all.flatten(1).sum(1).mean()}
+        total = reconstruction + kl_objective(kl_all, self.beta, control)
+        if self.config.sparsity > 0:
+            terms["sparsity"] = self.sparsity_penalty(z)
+            total = total + terms["sparsity"]
+        return LossOutput(total=total, terms=terms)
 
     def sample(self, n: int) -> torch.Tensor:
         """n draws from the model: decode(z) with z ~ N(0, I)."""

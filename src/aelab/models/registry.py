@@ -1,37 +1,28 @@
-"""The kinds registry and the builder: `build(kind, input_shape, latent, **config)`.
+"""The builder over the kinds registry: `build(kind, input_shape, latent, **config)`.
 
-A new kind is one entry in KINDS: its config class and its model class.
+Every module in `aelab/models/kinds/` is imported here, in name order, and registers its kind
+(kind.py): a new kind is one new file there, nothing to list anywhere else.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+from aelab.models import kinds as _kinds
 from aelab.models.base import Autoencoder
-from aelab.models.config import AEConfig, make_config
-from aelab.models.conv import ConvAE, ConvConfig, ConvVAE, ConvVAEConfig
-from aelab.models.dense import DenseAE, DenseConfig, DenseVAE, DenseVAEConfig
-from aelab.models.linear import LinearAE, LinearConfig
-from aelab.models.sequence import SeqVAE, SeqVAEConfig
+from aelab.models.config import make_config
+from aelab.models.kind import KINDS, Kind
 
+for _module in sorted(m.name for m in pkgutil.iter_modules(_kinds.__path__)):
+    importlib.import_module(f"{_kinds.__name__}.{_module}")
+_found = sorted(KINDS.items())  # name order, whatever order the files import each other in
+KINDS.clear()
+KINDS.update(_found)
 
-class Kind(NamedTuple):
-    """A kind: its typed config and its nn.Module (unpacks as `config_class, model_class`)."""
-
-    config: type[AEConfig]
-    model: type[Autoencoder]
-
-
-#: kind name (as used in the API and the CLI) -> (config class, model class)
-KINDS: dict[str, Kind] = {
-    "dense": Kind(DenseConfig, DenseAE),
-    "conv": Kind(ConvConfig, ConvAE),
-    "dense-vae": Kind(DenseVAEConfig, DenseVAE),
-    "conv-vae": Kind(ConvVAEConfig, ConvVAE),
-    "seqvae": Kind(SeqVAEConfig, SeqVAE),
-    "linear": Kind(LinearConfig, LinearAE),
-}
+__all__ = ["KINDS", "Kind", "build", "from_config"]
 
 
 def build(kind: str, input_shape: Any, latent: int, **config: Any) -> Autoencoder:

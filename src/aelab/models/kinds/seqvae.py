@@ -16,6 +16,7 @@ from torch import nn
 
 from aelab.models.base import VariationalAutoencoder
 from aelab.models.blocks import CausalConv1d, Transpose, activation
+from aelab.models.kind import register
 from aelab.models.config import (
     ACTIVATION,
     LIKELIHOOD,
@@ -51,10 +52,11 @@ def receptive_field(config: Any) -> int:
     return 1 + sum((config.kernel - 1) * d for d in dilations(config))
 
 
+@register("seqvae", SeqVAEConfig)
 class SeqVAE(VariationalAutoencoder):
     """Causal-conv sequence VAE with a per-step latent of shape (N, T, latent)."""
 
-    kind = "seqvae"
+    codegen_note = " (T may be any length)"
 
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         if len(config.input_shape) != 2:

@@ -15,7 +15,8 @@ from torch import nn
 
 from aelab.models.base import Autoencoder
 from aelab.models.config import AEConfig
-from aelab.models.dense import dense_networks
+from aelab.models.kind import register
+from aelab.models.kinds.dense import dense_networks
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,9 @@ class LinearConfig(AEConfig):
     """Only the shared options (noise, sparsity): any other choice would make it non-linear."""
 
 
+@register("linear", LinearConfig)
 class LinearAE(Autoencoder):
     """One Linear each way, no activation, Gaussian (squared error) reconstruction."""
-
-    kind = "linear"
 
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         flat = math.prod(config.input_shape)

@@ -1,4 +1,4 @@
-"""Fully connected autoencoders: `dense` (the seed's AE(x_dim, z_dim, h_dim) generalised) and `dense-vae`.
+"""`dense`: the fully connected autoencoder (the seed's AE(x_dim, z_dim, h_dim) generalised).
 
 Any input shape is flattened to D = prod(shape) and reshaped back at the end; a flat (D,) input
 gets no Flatten/Reshape at all, so `build("dense", (784,), 10, hidden=[42])` has exactly the seed
@@ -14,9 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from aelab.models.base import Autoencoder, VariationalAutoencoder
+from aelab.models.base import Autoencoder
 from aelab.models.blocks import Flatten, Reshape, activation
-from aelab.models.config import ACTIVATION, LIKELIHOOD, AEConfig, VAEOptions, int_list, option
+from aelab.models.config import ACTIVATION, LIKELIHOOD, AEConfig, int_list, option
+from aelab.models.kind import register
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,6 @@ class DenseConfig(AEConfig):
     hidden: tuple[int, ...] = option((256, 64), int_list(0), "hidden widths, input side first, e.g. [256, 64]")
     activation: str = option("relu", ACTIVATION, "activation after every hidden layer")
     likelihood: str = option("gaussian", LIKELIHOOD, "gaussian (MSE / learned sigma) or bernoulli (data in [0,1])")
-
-
-@dataclass(frozen=True)
-class DenseVAEConfig(DenseConfig, VAEOptions):
-    """A dense config plus beta."""
 
 
 def mlp(widths: list[int], act: str) -> list[nn.Module]:
@@ -55,20 +51,9 @@ def dense_networks(input_shape: tuple[int, ...], latent_out: int, latent: int, h
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
+@register("dense", DenseConfig)
 class DenseAE(Autoencoder):
     """Fully connected autoencoder for any input shape."""
 
-    kind = "dense"
-
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         return dense_networks(config.input_shape, config.latent, config.latent, config.hidden, config.activation)
-
-
-class DenseVAE(VariationalAutoencoder):
-    """Fully connected VAE: the encoder's last Linear gives mean and log-variance."""
-
-    kind = "dense-vae"
-
-    def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
-        return dense_networks(config.input_shape, 2 * config.latent, config.latent, config.hidden,
-                              config.activation)

@@ -1,4 +1,4 @@
-"""Convolutional autoencoders `conv` and `conv-vae` for any (C, L) or (C, H, W) input.
+"""`conv`: the convolutional autoencoder for any (C, L) or (C, H, W) input (`conv-vae` reuses its networks).
 
 Encoder: strided convs (padding (k-1)//2) -> Flatten -> optional hidden Linear layers -> latent.
 Decoder: the mirror: Linear -> Reshape to the last conv's (C, *size) -> transposed convs whose
@@ -14,19 +14,19 @@ from typing import Any
 
 from torch import nn
 
-from aelab.models.base import Autoencoder, VariationalAutoencoder
+from aelab.models.base import Autoencoder
 from aelab.models.blocks import Flatten, Reshape, activation
 from aelab.models.config import (
     ACTIVATION,
     LIKELIHOOD,
     AEConfig,
-    VAEOptions,
     int_list,
     int_or_int_list,
     option,
 )
-from aelab.models.dense import mlp
 from aelab.models.geometry import Stage, plan_stages
+from aelab.models.kind import register
+from aelab.models.kinds.dense import mlp
 
 #: number of spatial dims -> (conv, transposed conv). 3-D would be one more entry (and a DIM_NAMES one).
 CONV_LAYERS: dict[int, tuple[type[nn.Module], type[nn.Module]]] = {
@@ -45,11 +45,6 @@ class ConvConfig(AEConfig):
     activation: str = option("relu", ACTIVATION, "activation after every conv and hidden layer")
     hidden: tuple[int, ...] = option((), int_list(0), "optional Linear widths between the last conv and the latent")
     likelihood: str = option("gaussian", LIKELIHOOD, "gaussian (MSE / learned sigma) or bernoulli (data in [0,1])")
-
-
-@dataclass(frozen=True)
-class ConvVAEConfig(ConvConfig, VAEOptions):
-    """A conv config plus beta."""
 
 
 def _per_stage(name: str, value: int | tuple[int, ...], n_stages: int) -> list[int]:
@@ -103,7 +98,7 @@ def conv_networks(config: Any, latent_out: int) -> tuple[nn.Sequential, nn.Seque
     return nn.Sequential(*encoder), nn.Sequential(*decoder), stages
 
 
-class _ConvMixin:
+class ConvMixin:
     """Shared by conv and conv-vae: keeps the stage plan and describes it."""
 
     stages: list[Stage]
@@ -118,26 +113,12 @@ class _ConvMixin:
         return [f"encoder convs: {path}", f"decoder output_padding (solved, per transposed conv): {pads}"]
 
 
-class ConvAE(_ConvMixin, Autoencoder):
+@register("conv", ConvConfig)
+class ConvAE(ConvMixin, Autoencoder):
     """Convolutional autoencoder with a mirrored, shape-exact decoder."""
-
-    kind = "conv"
 
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         encoder, decoder, self.stages = conv_networks(config, config.latent)
-        return encoder, decoder
-
-    def describe(self) -> list[str]:
-        return super().describe() + self.geometry_lines()
-
-
-class ConvVAE(_ConvMixin, VariationalAutoencoder):
-    """Convolutional VAE: the last Linear of the encoder gives mean and log-variance."""
-
-    kind = "conv-vae"
-
-    def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
-        encoder, decoder, self.stages = conv_networks(config, 2 * config.latent)
         return encoder, decoder
 
     def describe(self) -> list[str]:
