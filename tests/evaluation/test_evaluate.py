@@ -45,8 +45,6 @@ class LinearGaussian(nn.Module):
     """p(z) = N(0, I), p(x|z) = N(Wz + b, s² I), with W's columns orthogonal so the exact posterior is diagonal:
     cov = diag(1 / (1 + |w_j|² / s²)), mean = cov Wᵀ(x − b) / s². `shift` moves the proposal off the truth."""
 
-    is_vae = True
-
     def __init__(self, w: Tensor, b: Tensor, s: float, shift: float = 0.0, widen: float = 0.0) -> None:
         super().__init__()
         self.w, self.b, self.s, self.shift, self.widen = w, b, s, shift, widen

@@ -21,6 +21,7 @@ from aelab.evaluation.metrics import mse
 from aelab.evaluation.nll import importance_sampled
 from aelab.evaluation.report import check_fits
 from aelab.training.rundir import LoadedRun
+from aelab.models.kind import Capability
 
 
 def _recon(model: Any, xb: Tensor, samples: int) -> Tensor:
@@ -31,10 +32,11 @@ def _neg_elbo(model: Any, xb: Tensor, samples: int) -> Tensor:
     return -importance_sampled(model, xb, samples).elbo
 
 
-#: score name -> (per-row score of a batch, needs a VAE, description). A new score is one entry.
-SCORES: dict[str, tuple[Callable[[Any, Tensor, int], Tensor], bool, str]] = {
-    "recon": (_recon, False, "mean squared reconstruction error per row"),
-    "elbo": (_neg_elbo, True, "negative ELBO per row in nats (VAEs), averaged over --samples draws"),
+#: score name -> (per-row score of a batch, the capabilities it needs, description). A new score is one entry.
+SCORES: dict[str, tuple[Callable[[Any, Tensor, int], Tensor], frozenset[Capability], str]] = {
+    "recon": (_recon, frozenset(), "mean squared reconstruction error per row"),
+    "elbo": (_neg_elbo, frozenset({Capability.POSTERIOR, Capability.LIKELIHOOD}),
+             "negative ELBO per row in nats (VAEs), averaged over --samples draws"),
 }
 
 
@@ -75,12 +77,14 @@ def detect(run: LoadedRun, ds: Dataset, rows: Tensor, score: str = "auto", sampl
     check_fits(run, ds)
     model = run.model
     if score == "auto":
-        score = "elbo" if model.is_vae else "recon"
+        score = "elbo" if all(model.has(c) for c in SCORES["elbo"][1]) else "recon"
     if score not in SCORES:
         raise UsageError(f"unknown score {score!r} (use {', '.join(SCORES)} or auto)")
-    fn, needs_vae, _ = SCORES[score]
-    if needs_vae and not model.is_vae:
-        raise UsageError(f"--score {score} needs a VAE; this run is a plain '{run.info.train.kind}' autoencoder")
+    fn, needs, _ = SCORES[score]
+    missing = [c.value for c in needs if not model.has(c)]
+    if missing:
+        raise UsageError(f"--score {score} needs a VAE (a model with {' and '.join(missing)}); this run's "
+                         f"'{run.info.train.kind}' model has not")
     if samples < 1:
         raise UsageError("--samples must be at least 1")
     parts = [fn(model, xb, samples).double().cpu()

@@ -9,6 +9,7 @@ import torch
 from aelab.evaluation import plots
 from aelab.evaluation.report import Outputs
 from aelab.training.rundir import LoadedRun
+from aelab.models.kind import Capability
 
 
 @torch.no_grad()
@@ -16,7 +17,7 @@ def draw_all(run: LoadedRun, outputs: Outputs, kind: str, out_dir: Path, n_sampl
     """Reconstructions, prior samples (VAEs), the latent space and the loss curves."""
     written: list[Path | None] = [
         plots.reconstructions(outputs.inputs, outputs.reconstructions, kind, out_dir / "reconstructions.png")]
-    if run.model.is_vae:
+    if run.model.has(Capability.PRIOR_SAMPLE):
         drawn = run.model.sample(n_samples).float().cpu()
         written.append(plots.samples(drawn, kind, out_dir / "samples.png"))
     names = run.info.data.get("class_names")

@@ -15,6 +15,7 @@ from aelab.errors import UsageError
 from aelab.evaluation.metrics import LIKELIHOOD_METRICS, METRICS
 from aelab.evaluation.nll import importance_sampled
 from aelab.training.rundir import LoadedRun
+from aelab.models.kind import Capability
 
 
 @dataclass
@@ -120,12 +121,13 @@ def evaluate(run: LoadedRun, ds: Dataset, rows: Tensor, nll_samples: int = 1000,
     notes = []
     if not unit:
         notes.append("PSNR and BCE need data in [0, 1]; this run's data are not, so they are left out")
-    if getattr(model, "is_vae", False) and nll_samples > 0:
+    likelihood = model.has(Capability.POSTERIOR) and model.has(Capability.LIKELIHOOD)
+    if likelihood and nll_samples > 0:
         summaries += _likelihood(model, ds, rows[:nll_rows], run, nll_samples, labels, names, device)
-    elif getattr(model, "is_vae", False):
+    elif likelihood:
         notes.append("NLL and ELBO skipped (--nll-samples 0)")
     else:
-        notes.append("ELBO and NLL apply to VAEs only; this is a plain autoencoder")
+        notes.append("ELBO and NLL need a posterior and a likelihood (VAEs); this model has not both")
     evaluation = Evaluation(str(run.path), ds.name, part, len(rows), summaries, nll_samples, notes)
     outputs = Outputs(torch.cat(kept_x)[:keep], torch.cat(kept_r)[:keep], torch.cat(latents), labels)
     return evaluation, outputs

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from aelab.errors import AelabError
 from aelab.training.distributed import World, all_sum
+from aelab.models.base import KLControl
 
 
 class Diverged(AelabError):
@@ -22,24 +23,27 @@ class Diverged(AelabError):
 
 
 class LossModule(nn.Module):
-    """`model.loss` as a forward pass, so DDP's gradient hooks and `torch.compile` see it."""
+    """`model.loss` as a forward pass, so DDP's gradient hooks and `torch.compile` see it.
 
-    def __init__(self, model: nn.Module) -> None:
+    `control` (KL warm-up weight, free bits) is set by the epoch loop; kinds without a KL ignore it."""
+
+    def __init__(self, model: nn.Module, control: KLControl | None = None) -> None:
         super().__init__()
         self.model = model
+        self.control = control
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.model.loss(x)  # type: ignore[operator]
-        return out.total, out.reconstruction, out.kl
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self.model.loss(x, control=self.control)  # type: ignore[operator]
+        return out.total, out.terms
 
 
 @dataclass
 class EpochStats:
-    """Sample-weighted mean losses of one pass, the rows seen (all ranks) and the time it took."""
+    """Sample-weighted mean losses of one pass (the total and every named term), the rows seen
+    (all ranks) and the time it took."""
 
     loss: float
-    reconstruction: float
-    kl: float
+    terms: dict[str, float]
     samples: int
     seconds: float
 
@@ -55,41 +59,50 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return contextlib.nullcontext()
 
 
-def _stats(sums: list[float], seconds: float) -> EpochStats:
-    n = max(sums[3], 1.0)
-    return EpochStats(sums[0] / n, sums[1] / n, sums[2] / n, int(sums[3]), seconds)
+def _stats(sums: _Sums, seconds: float) -> EpochStats:
+    totals = sums.totals()
+    n = max(totals[-1], 1.0)
+    terms = {name: totals[i + 1] / n for i, name in enumerate(sums.names)}
+    return EpochStats(totals[0] / n, terms, int(totals[-1]), seconds)
 
 
 class _Sums:
-    """Sample-weighted sums of (total, reconstruction, kl) and the row count, over all ranks when asked.
+    """Sample-weighted sums of the total and of each named term, and the row count, over all ranks when asked.
 
-    On the CPU the scalars are read each step (`.item()` costs nothing there and is the cheapest
-    bookkeeping); on a GPU they stay on the device, so reading them happens only at `totals()`.
+    The term names are the first batch's (a kind returns the same terms every step). On the CPU the
+    scalars are read each step (`.item()` costs nothing there and is the cheapest bookkeeping); on a
+    GPU they stay on the device, so reading them happens only at `totals()`.
     """
 
     def __init__(self, world: World) -> None:
         self.world = world
         self.on_cpu = world.device.type == "cpu"
-        self.floats = [0.0, 0.0, 0.0]
-        self.device_sums = torch.zeros(3, dtype=torch.float64, device=world.device)
+        self.names: list[str] = []
+        self.floats: list[float] = []
+        self.device_sums: Tensor | None = None
         self.rows = 0
 
-    def add(self, total: Tensor, recon: Tensor, kl: Tensor, n: int) -> None:
+    def add(self, total: Tensor, terms: dict[str, Tensor], n: int) -> None:
+        if not self.names and not self.floats:
+            self.names = list(terms)
+            self.floats = [0.0] * (1 + len(self.names))
         self.rows += n
+        values = [total, *(terms[k] for k in self.names)]
         if self.on_cpu:
-            self.floats[0] += total.item() * n
-            self.floats[1] += recon.item() * n
-            self.floats[2] += kl.item() * n
+            for i, v in enumerate(values):
+                self.floats[i] += v.item() * n
         else:
-            self.device_sums += torch.stack((total.detach(), recon.detach(), kl.detach())).to(torch.float64) * n
+            step = torch.stack([v.detach().float() for v in values]).to(torch.float64) * n
+            self.device_sums = step if self.device_sums is None else self.device_sums + step
 
     def totals(self) -> list[float]:
-        """[total, reconstruction, kl, rows] summed over every rank (a collective when distributed)."""
+        """[total, *terms, rows] summed over every rank (a collective when distributed)."""
+        floats = self.floats or [0.0]
         if self.on_cpu and not self.world.distributed:
-            return [*self.floats, float(self.rows)]
-        sums = torch.tensor([*self.floats, float(self.rows)], dtype=torch.float64, device=self.world.device)
-        if not self.on_cpu:
-            sums[:3] = self.device_sums
+            return [*floats, float(self.rows)]
+        sums = torch.tensor([*floats, float(self.rows)], dtype=torch.float64, device=self.world.device)
+        if not self.on_cpu and self.device_sums is not None:
+            sums[:-1] = self.device_sums
         out: list[float] = all_sum(sums, self.world).tolist()
         return out
 
@@ -113,21 +126,21 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         for group in optimizer.param_groups:
             group["lr"] = lr
         with cast:
-            total, recon, kl = net(xb)
+            total, terms = net(xb)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
-        sums.add(total, recon, kl, xb.shape[0])
+        sums.add(total, terms, xb.shape[0])
         if (i + 1) % check_every == 0 or i + 1 == n_batches:
             seen = sums.totals()
-            running = seen[0] / max(seen[3], 1.0)
+            running = seen[0] / max(seen[-1], 1.0)
             if not math.isfinite(running):
                 raise Diverged(f"the training loss became {running} in epoch {epoch}, batch {i + 1}")
             if on_progress is not None:
-                on_progress(i + 1, running, int(seen[3]))
-    return _stats(sums.totals(), time.perf_counter() - start)
+                on_progress(i + 1, running, int(seen[-1]))
+    return _stats(sums, time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -142,6 +155,6 @@ def validate(net: nn.Module, batches: Iterable[Tensor], world: World, amp: str =
         if xb.shape[0] == 0:
             continue
         with cast:
-            total, recon, kl = net(xb)
-        sums.add(total, recon, kl, xb.shape[0])
-    return _stats(sums.totals(), time.perf_counter() - start)
+            total, terms = net(xb)
+        sums.add(total, terms, xb.shape[0])
+    return _stats(sums, time.perf_counter() - start)

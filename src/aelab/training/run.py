@@ -285,11 +285,11 @@ def _restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Op
 def _end_epoch(ledger: _Ledger, epoch: int, stats: EpochStats, val: EpochStats | None,
                optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
     ledger.epoch = epoch
-    record: dict[str, Any] = {"epoch": epoch, "loss": stats.loss, "reconstruction": stats.reconstruction,
-                              "kl": stats.kl, "lr": optimizer.param_groups[0]["lr"],
+    record: dict[str, Any] = {"epoch": epoch, "loss": stats.loss, **stats.terms,
+                              "lr": optimizer.param_groups[0]["lr"],
                               "samples_per_s": stats.samples_per_s, "seconds": stats.seconds}
     if val is not None:
-        record.update(val_loss=val.loss, val_reconstruction=val.reconstruction, val_kl=val.kl)
+        record.update(val_loss=val.loss, **{f"val_{k}": v for k, v in val.terms.items()})
         if ledger.best_val is None or val.loss < ledger.best_val - config.min_delta:
             ledger.best_val, ledger.best_epoch, ledger.bad_epochs = val.loss, epoch, 0
         else:
