@@ -20,8 +20,8 @@ from aelab.errors import UsageError
 from aelab.evaluation.metrics import mse
 from aelab.evaluation.nll import importance_sampled
 from aelab.evaluation.report import check_fits
-from aelab.training.rundir import LoadedRun
 from aelab.models.kind import Capability
+from aelab.training.rundir import LoadedRun
 
 
 def _recon(model: Any, xb: Tensor, samples: int) -> Tensor:

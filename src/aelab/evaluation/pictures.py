@@ -8,8 +8,8 @@ import torch
 
 from aelab.evaluation import plots
 from aelab.evaluation.report import Outputs
-from aelab.training.rundir import LoadedRun
 from aelab.models.kind import Capability
+from aelab.training.rundir import LoadedRun
 
 
 @torch.no_grad()

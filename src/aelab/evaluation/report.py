@@ -14,8 +14,8 @@ from aelab.data.records import Dataset
 from aelab.errors import UsageError
 from aelab.evaluation.metrics import LIKELIHOOD_METRICS, METRICS
 from aelab.evaluation.nll import importance_sampled
-from aelab.training.rundir import LoadedRun
 from aelab.models.kind import Capability
+from aelab.training.rundir import LoadedRun
 
 
 @dataclass

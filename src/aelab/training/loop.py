@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from aelab.errors import AelabError
-from aelab.training.distributed import World, all_sum
 from aelab.models.base import KLControl
+from aelab.training.distributed import World, all_sum
 
 
 class Diverged(AelabError):

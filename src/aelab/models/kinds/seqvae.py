@@ -16,7 +16,6 @@ from torch import nn
 
 from aelab.models.base import VariationalAutoencoder
 from aelab.models.blocks import CausalConv1d, Transpose, activation
-from aelab.models.kind import register
 from aelab.models.config import (
     ACTIVATION,
     LIKELIHOOD,
@@ -26,6 +25,7 @@ from aelab.models.config import (
     option,
     positive_int,
 )
+from aelab.models.kind import register
 
 
 @dataclass(frozen=True)
