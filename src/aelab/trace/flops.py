@@ -7,7 +7,7 @@ formulas for the rest, each a stated convention, so nothing is a silent zero:
 
 - elementwise (add, mul, relu, sigmoid, tanh, exp, ...): 1 FLOP per output element;
 - softmax / log_softmax: 5 per element (max, subtract, exp, sum, divide);
-- normalisation (batch/layer/group norm): 5 per element with statistics, 2 with running stats;
+- normalisation (batch/layer/group/RMS norm, weight norm): 5 per element with statistics, 2 with running stats;
 - pooling: one per window element per output (max: comparisons, avg: additions);
 - reductions (sum, mean, var): 1 per input element;
 - data movement (view, transpose, cat, copy, index, embedding lookup) and random draws: 0, counted.
@@ -186,7 +186,8 @@ _ELEMENTWISE = (
     "nan_to_num", "lgamma", "digamma", "atan", "atan2", "asin", "acos", "sinh", "cosh", "logit", "frac",
     "fill_", "zero_", "native_dropout", "mse_loss", "mse_loss_backward", "binary_cross_entropy",
     "binary_cross_entropy_backward", "binary_cross_entropy_with_logits", "smooth_l1_loss", "l1_loss",
-    "huber_loss", "_softmax_backward_data", "_log_softmax_backward_data", "rsub", "sgn", "polar", "logaddexp",
+    "huber_loss", "floor_divide", "lerp_", "_softmax_backward_data", "_log_softmax_backward_data", "rsub", "sgn",
+    "polar", "logaddexp",
 )
 register("elementwise", _out_numel, *_ELEMENTWISE)
 
@@ -216,7 +217,8 @@ register("normalization", _norm_train, "_native_batch_norm_legit", "native_layer
                                              "_fused_rms_norm", "native_batch_norm_backward",
                                              "native_layer_norm_backward", "native_group_norm_backward",
                                              "_fused_rms_norm_backward", "_batch_norm_with_update",
-                                             "batch_norm_backward")
+                                             "batch_norm_backward", "_weight_norm_interface",
+                                             "_weight_norm_interface_backward")
 register("normalization", _batch_norm_no_stats, "_native_batch_norm_legit_no_training",
                                                       "_batch_norm_no_update")
 
@@ -260,7 +262,7 @@ register("reduction", _in_numel, "sum", "mean", "var", "std", "var_mean", "std_m
                                        "max", "min", "argmax", "argmin", "norm", "linalg_vector_norm", "prod",
                                        "logsumexp", "cumsum", "all", "any", "nll_loss_forward",
                                        "nll_loss_backward", "nll_loss2d_forward", "nll_loss2d_backward",
-                                       "topk", "sort", "kthvalue", "median", "_is_all_true",
+                                       "topk", "sort", "kthvalue", "histc", "aminmax", "median", "_is_all_true",
                                        "_is_any_true")
 
 
@@ -282,7 +284,7 @@ _MOVEMENT = (
     "view_as_complex", "_unsafe_index", "_unsafe_index_put", "im2col", "col2im", "upsample_nearest1d",
     "upsample_nearest2d", "upsample_nearest3d", "upsample_nearest2d_backward", "pixel_shuffle",
     "pixel_unshuffle", "tensor_split", "movedim", "flatten", "unflatten", "_local_scalar_dense", "item",
-    "zero", "set_", "resize_", "_pin_memory", "to", "type_as", "masked_scatter", "index_copy",
+    "zero", "set_", "resize_", "_pin_memory", "to", "type_as", "masked_scatter", "index_copy", "scatter_",
     "reflection_pad1d_backward", "reflection_pad2d_backward",
 )
 register("movement", _zero, *_MOVEMENT)

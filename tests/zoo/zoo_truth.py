@@ -1,0 +1,96 @@
+"""The zoo's independent truth: FlopCounterMode on a real CPU run, plus the kernels it has no formula for.
+
+torch 2.13's FlopCounterMode counts 0 for the CPU flash-attention kernels and for `aten._grouped_mm`;
+the truth adds torch's own attention formulas (`sdpa_flop_count`, `sdpa_backward_flop_count`, the
+ones it uses for the CUDA kernels) and the grouped-mm count checked against per-group mm in
+tests/trace/test_flops_registry.py. Nothing here reads aelab's registry.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from aelab.trace.tensors import flatten_tensors
+
+aten = torch.ops.aten
+
+
+def _sdpa(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    return int(sdpa_flop_count(query, key, value))
+
+
+def _sdpa_backward(grad_out: Any, query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None,
+                   **kwargs: Any) -> int:
+    return int(sdpa_backward_flop_count(grad_out, query, key, value))
+
+
+def _grouped_mm(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """Each output element of a grouped product is one length-K dot product (K = the contraction of the
+    group it falls in); a (M, K_total) x (K_total, N) contraction split gives G outputs whose K's sum to K_total."""
+    contraction = a[-1]
+    if len(a) == 2 and len(b) == 2:  # (G, M, N) out, groups split K
+        return 2 * a[0] * contraction * b[1]
+    return 2 * int(torch.Size(out_shape).numel()) * contraction
+
+
+MISSING_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa,
+                    aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward,
+                    aten._grouped_mm: _grouped_mm}
+
+
+def unique_storage_params(model: nn.Module) -> int:
+    """Parameters summed once per storage (tied weights once), from the tensors' storages."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for _, p in model.named_parameters(remove_duplicate=False):
+        key = (p.untyped_storage().data_ptr(), p.storage_offset())
+        if key not in seen:
+            seen.add(key)
+            total += p.numel()
+    return total
+
+
+def counted_flops(model: nn.Module, args: list[Any], kwargs: dict[str, Any], freeze: str = "") -> tuple[int, int]:
+    """(forward, backward) FLOPs on a real copy of `model`; backward of the sum of every differentiable
+    output w.r.t. the trainable parameters (those not under `freeze`), as aelab defines it."""
+    real = copy.deepcopy(model)
+    if freeze:
+        for name, p in real.named_parameters():
+            if name.startswith(freeze):
+                p.requires_grad_(False)
+    with FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS) as fwd:
+        out = real(*args, **kwargs)
+    diff = [t for t in flatten_tensors(out) if t.requires_grad and t.is_floating_point()]
+    trainable = [p for p in real.parameters() if p.requires_grad]
+    backward = 0
+    if diff and trainable:
+        loss = torch.stack([t.float().sum() for t in diff]).sum()
+        with FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS) as bwd:
+            torch.autograd.grad(loss, trainable, allow_unused=True)
+        backward = bwd.get_total_flops()
+    return fwd.get_total_flops(), backward
+
+
+def fingerprint(model: nn.Module) -> dict[str, Any]:
+    """What a run must leave as it was: every tensor's values, the flags, no .grad."""
+    return {"state": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+            "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+            "training": {n: m.training for n, m in model.named_modules()},
+            "grads": [n for n, p in model.named_parameters() if p.grad is not None],
+            "ties": sorted({n for n, _ in model.named_parameters(remove_duplicate=False)}
+                           - {n for n, _ in model.named_parameters()})}
+
+
+def assert_unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before["requires_grad"] == after["requires_grad"]
+    assert before["training"] == after["training"]
+    assert before["grads"] == after["grads"] == []
+    assert before["ties"] == after["ties"]
+    assert before["state"].keys() == after["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(value, after["state"][key]), f"{key} changed"
