@@ -1,4 +1,5 @@
-"""Audio to spectrogram frames: read PCM `.wav`, resample, log-magnitude `torch.stft`, fixed-length segments.
+"""Audio to spectrogram frames: read `.wav` (scipy.io.wavfile), resample (scipy.signal.resample_poly),
+log-magnitude `torch.stft`, fixed-length segments.
 
 The frames match the seed causal-conv VAE's input: 16 kHz audio, n_fft=400 (25 ms), hop 160 (10 ms),
 so each frame has 400 // 2 + 1 = 201 frequency bins. Log magnitudes are mapped to [0, 1] between a
@@ -8,7 +9,7 @@ ceiling (the largest value seen) and a floor `DYNAMIC_RANGE_DB` below it, so a s
 from __future__ import annotations
 
 import math
-import wave
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,28 +28,31 @@ _EPS = 1e-10
 
 
 def read_wav(path: Path) -> tuple[Tensor, int]:
-    """Samples in [-1, 1] (channels averaged to mono) and the sample rate of a PCM `.wav` file."""
+    """Samples in [-1, 1] (channels averaged to mono) and the sample rate of a `.wav` file, read by
+    `scipy.io.wavfile`: 8/16/24/32-bit PCM (integers scaled by 2^(bits-1), 8-bit offset by 128) and
+    32/64-bit float, plain or WAVE_FORMAT_EXTENSIBLE headers."""
+    from scipy.io import wavfile
+
     try:
-        with wave.open(str(path), "rb") as f:
-            channels, width, rate, n = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
-            raw = f.readframes(n)
-    except (wave.Error, EOFError, OSError) as exc:
-        raise UsageError(f"{path}: not a readable PCM .wav file ({exc})") from exc
-    if width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        data = (np.where(v >= 1 << 23, v - (1 << 24), v)).astype(np.float32) / float(1 << 23)
-    elif width == 4:
-        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / float(1 << 31)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", wavfile.WavFileWarning)
+            rate, data = wavfile.read(path)
+    except Exception as exc:  # scipy's parser raises ValueError, struct.error, ZeroDivisionError, ... on bad bytes
+        raise UsageError(f"{path}: not a readable .wav file ({type(exc).__name__}: {exc})") from exc
+    truncated = [str(w.message) for w in caught if "EOF" in str(w.message)]
+    if truncated:  # other warnings are chunks it skips (LIST, cue): harmless
+        raise UsageError(f"{path}: the file is truncated ({truncated[0]})")
+    if data.dtype == np.uint8:
+        samples = (data.astype(np.float32) - 128.0) / 128.0
+    elif data.dtype.kind == "i":  # 24-bit PCM comes as int32 with the samples in the top 24 bits
+        samples = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    elif data.dtype.kind == "f":
+        samples = data.astype(np.float32)
     else:
-        raise UsageError(f"{path}: {8 * width}-bit samples are not supported (8, 16, 24 or 32-bit PCM)")
-    if channels > 1:
-        data = data[: len(data) // channels * channels].reshape(-1, channels).mean(axis=1)
-    return torch.from_numpy(np.ascontiguousarray(data)), rate
+        raise UsageError(f"{path}: {data.dtype} samples are not supported (PCM or float .wav)")
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    return torch.from_numpy(np.ascontiguousarray(samples)), int(rate)
 
 
 def resample(signal: Tensor, rate: int, target: int = SAMPLE_RATE) -> Tensor:

@@ -1,16 +1,21 @@
 """`audio.resample` (scipy's polyphase `resample_poly`) against the hand-written windowed-sinc resampler it
 replaced, kept here as the reference: on test tones the two agree to within 4e-3 of a unit sine
-(−48 dB), and each is within that of the true 16 kHz samples."""
+(−48 dB), and each is within that of the true 16 kHz samples. `audio.read_wav` (scipy.io.wavfile) against
+the PCM scaling written out."""
 
 from __future__ import annotations
 
 import math
+import wave
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
 from aelab.data import audio
+from aelab.errors import UsageError
 
 TONE_BOUND = 4e-3  # measured: 3.4e-3 (3 kHz from 8 kHz), 1.5e-3 (6 kHz from 48 kHz), ≤ 1.2e-3 at 1 kHz
 
@@ -66,3 +71,43 @@ def test_resample_length_is_the_samples_inside_the_input(n: int) -> None:
 def test_resample_at_the_target_rate_is_the_identity() -> None:
     x = tone(440, 16_000)
     assert audio.resample(x, 16_000) is x
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_read_wav_scales_pcm_as_the_format_says(width: int, tmp_path: Path) -> None:
+    """Integer PCM of b bits is scaled by 2^(b-1) (8-bit: unsigned, offset 128); stereo is averaged."""
+    bits = 8 * width
+    lo, hi = (0, 255) if width == 1 else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    values = np.array([[lo, hi], [hi, hi], [0, lo]], dtype=np.int64)
+    offset = 128 if width == 1 else 0
+    raw = b"".join(int(v).to_bytes(width, "little", signed=width > 1) for v in values.ravel())
+    with wave.open(str(tmp_path / "x.wav"), "wb") as f:
+        f.setnchannels(2)
+        f.setsampwidth(width)
+        f.setframerate(8000)
+        f.writeframes(raw)
+    samples, rate = audio.read_wav(tmp_path / "x.wav")
+    want = ((values - offset) / float(1 << (bits - 1))).mean(axis=1)
+    assert rate == 8000 and samples.dtype == torch.float32
+    assert np.allclose(samples.numpy(), want, atol=1e-7)
+
+
+def test_read_wav_reads_float_wavs_and_refuses_what_is_not_one(tmp_path: Path) -> None:
+    from scipy.io import wavfile
+
+    x = np.array([0.5, -0.25, 1.0], dtype=np.float32)
+    wavfile.write(tmp_path / "f.wav", 16_000, x)
+    samples, rate = audio.read_wav(tmp_path / "f.wav")
+    assert rate == 16_000 and torch.equal(samples, torch.from_numpy(x))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x04\x00\x00\x00WAVEjunk")
+    with pytest.raises(UsageError, match=r"bad\.wav: not a readable \.wav file"):
+        audio.read_wav(tmp_path / "bad.wav")
+
+
+def test_read_wav_refuses_a_truncated_file(tmp_path: Path) -> None:
+    from scipy.io import wavfile
+
+    wavfile.write(tmp_path / "x.wav", 8000, np.zeros(1000, dtype=np.int16))
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "x.wav").read_bytes()[:500])
+    with pytest.raises(UsageError, match=r"cut\.wav: the file is truncated"):
+        audio.read_wav(tmp_path / "cut.wav")
