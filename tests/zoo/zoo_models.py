@@ -1,4 +1,4 @@
-"""The zoo: real architectures at tiny widths, each a factory the CLI can name (`tests/zoo/models.py:gpt2`).
+"""The zoo: real architectures at tiny widths, each a factory the CLI can name (`tests/zoo/zoo_models.py:gpt2`).
 
 transformers 5.24 and diffusers 0.42 models are built from their config classes (random weights, the
 library's own modules and forward code); families whose package cannot be installed beside torch 2.13
