@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aelab.shapes import notation
 from aelab.shapes.formulas import conv_size, conv_transpose_size, per_dim, pool_size
 from aelab.shapes.sizes import DIM_NAMES
 from aelab.trace.records import CallEvent, TensorInfo, Trace, TraceError
@@ -105,15 +106,8 @@ class Diagnosis:
 
 # --- text helpers -------------------------------------------------------------------------------------
 def shape_text(shape: Shape, batch: int | None = None) -> str:
-    """(1, 16, 28, 28) as "(N, 16, 28, 28)" when its first size is the batch N, else as is."""
-    dims = [str(d) for d in shape]
-    if batch is not None and len(shape) >= 2 and shape[0] == batch:
-        dims[0] = "N"
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def times(sizes: Shape) -> str:
-    return " × ".join(str(s) for s in sizes)
+    """The doctor writes shapes as Python tuples: "(N, 16, 28, 28)" when the first size is the batch, "(50,)"."""
+    return notation.shape_text(shape, batch, python=True)
 
 
 def error_text(error: TraceError | None) -> str | None:

@@ -12,14 +12,7 @@ from dataclasses import dataclass
 
 from aelab.inspection.dataflow import COPY, POOLS, SELECT, Act, DataFlow, Unit, classify
 from aelab.inspection.hints import ModelHints
-
-
-def batch_shape(shape: tuple[int, ...] | list[int], batch: int) -> str:
-    """'(N, 50, 201)': the batch dim (the first dim equal to the batch) written N."""
-    dims = [str(d) for d in shape]
-    if batch in shape:
-        dims[list(shape).index(batch)] = "N"
-    return "(" + ", ".join(dims) + ")"
+from aelab.shapes.notation import batch_shape
 
 
 def listing(names: list[str], most: int = 6) -> str:

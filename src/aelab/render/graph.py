@@ -12,7 +12,7 @@ Every name from the user's model goes through `_label`, so `<script>` or a backs
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ import graphviz
 
 from aelab.costing.backward import call_layers, parameter_tids
 from aelab.errors import UsageError
+from aelab.shapes.notation import compact_shape
 from aelab.trace.records import Trace
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ ENCODER_FILL, DECODER_FILL, LATENT_COLOR, SKIPPED = "#d6e6f5", "#fbe0c8", "#c039
 def _label(*lines: str) -> str:
     r"""A DOT label from lines of user text: backslashes and `<...>` lose their DOT meaning, lines join with \n."""
     return graphviz.nohtml("\\n".join(line.replace("\\", "\\\\") for line in lines if line))
-
-
-def _shape(dims: Sequence[int]) -> str:
-    return "×".join(map(str, dims)) if dims else "scalar"
 
 
 def _fmt(path: Path, fmt: str | None) -> str:
@@ -145,7 +142,7 @@ def data_flow(trace: Trace, bottleneck: Any = None, title: str | None = None) ->
     latest: dict[int, str] = {}
     for i, t in enumerate(trace.inputs):
         name = trace.input_names[i] if i < len(trace.input_names) else f"arg{i}"
-        dot.node(f"in{i}", _label(f"input {name}", _shape(t.shape)), shape="ellipse", fillcolor="#eeeeee")
+        dot.node(f"in{i}", _label(f"input {name}", compact_shape(t.shape)), shape="ellipse", fillcolor="#eeeeee")
         latest[t.tid] = f"in{i}"
     clusters: dict[str, list[str]] = {}
     titles: dict[str, str] = {}
@@ -167,15 +164,15 @@ def data_flow(trace: Trace, bottleneck: Any = None, title: str | None = None) ->
                 continue
             if (src, node, t.tid) not in edges:
                 edges.add((src, node, t.tid))
-                dot.edge(src, node, label=_label(_shape(t.shape)))
+                dot.edge(src, node, label=_label(compact_shape(t.shape)))
         for t in call.outputs:
             latest[t.tid] = node
     for path in _module_paths(clusters):
         titles[path] = f"{path} ({trace.module_types.get(path, '?')})"
     for i, t in enumerate(trace.outputs):
-        dot.node(f"out{i}", _label("output", _shape(t.shape)), shape="ellipse", fillcolor="#eeeeee")
+        dot.node(f"out{i}", _label("output", compact_shape(t.shape)), shape="ellipse", fillcolor="#eeeeee")
         if t.tid in latest:
-            dot.edge(latest[t.tid], f"out{i}", label=_label(_shape(t.shape)))
+            dot.edge(latest[t.tid], f"out{i}", label=_label(compact_shape(t.shape)))
     for node in clusters.get("", []):
         dot.node(node)
     for path in _module_paths(clusters):
@@ -212,7 +209,7 @@ def backward(graph: GradGraph, title: str | None = None) -> graphviz.Digraph:
     for node in graph.nodes:
         nid = f"n{node.nid}"
         if node.param is not None:
-            label = _label(node.param, _shape(node.shape or ()), "" if node.runs else "frozen: no gradient")
+            label = _label(node.param, compact_shape(node.shape or ()), "" if node.runs else "frozen: no gradient")
             attrs = {"fillcolor": "#cfe8fc" if node.runs else "#f2f2f2"}
         else:
             done = sum(node.next_runs) if node.next_runs else len(node.next)

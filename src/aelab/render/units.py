@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aelab.shapes.notation import shape_text
+
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:
     """`digits` significant digits with an SI prefix: 8_180_000_000 -> '8.18 G' (4 digits tell 119.1 M from 119.8 M)."""
@@ -25,7 +27,8 @@ def count(value: int) -> str:
 
 
 def shape(dims: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in dims) + ")"
+    """'(64, 1, 28, 28)' (`aelab.shapes.notation.shape_text`)."""
+    return shape_text(dims)
 
 
 def shapes(list_: Sequence[Sequence[int]], limit: int = 2) -> str:

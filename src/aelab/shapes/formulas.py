@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from aelab.errors import UsageError
+from aelab.shapes.notation import times
 from aelab.shapes.sizes import DIM_NAMES
 
 #: names of the spatial dimensions, by how many there are
@@ -303,7 +304,7 @@ def _explain_flatten(kind: LayerKind, x: tuple[int, ...], h: dict[str, Any], bat
         raise UsageError("flatten: start_dim 0 merges the batch into the features; aelab explains one sample")
     merged = full[lo:hi + 1]
     value = math.prod(merged)
-    expr = " × ".join(map(str, merged))
+    expr = times(merged)
     out = (*full[1:lo], value, *full[hi + 1:])
     return LayerExplanation(
         kind.name, _call("Flatten", [], {"start_dim": (start, 1), "end_dim": (end, -1)}), x, out,

@@ -18,6 +18,7 @@ from rich.text import Text
 from aelab.errors import UsageError
 from aelab.shapes.formulas import LayerExplanation, explain_layer, resolve_kind, sizes_arg
 from aelab.shapes.inverse import SizeSolution, solve_layer
+from aelab.shapes.notation import shape_text
 from aelab.trace.inputs import parse_shape
 
 EPILOG = """\b
@@ -59,10 +60,6 @@ def parse_sizes(text: str | None, option: str, words: tuple[str, ...] = ()) -> A
     return values[0] if len(values) == 1 else values
 
 
-def _shape(dims: tuple[int, ...]) -> str:
-    return "(" + ", ".join(("N", *map(str, dims))) + ")"
-
-
 def _line(label: str, value: str) -> Text:
     text = Text("  ")
     text.append(f"{label:<9}", style="bold")
@@ -71,9 +68,10 @@ def _line(label: str, value: str) -> Text:
 
 def render_explanation(e: LayerExplanation) -> list[Text]:
     """The text form: one line per fact, the size formulas between the input and the output shape."""
-    lines = [Text.assemble((e.kind, "bold cyan"), "  ", e.torch_call), _line("input", _shape(e.input_shape))]
+    lines = [Text.assemble((e.kind, "bold cyan"), "  ", e.torch_call),
+             _line("input", shape_text(("N", *e.input_shape)))]
     lines += [Text(f"  {d.formula}", style="green") for d in e.derivations]
-    lines += [_line("output", _shape(e.output_shape)), _line("computes", e.equation)]
+    lines += [_line("output", shape_text(("N", *e.output_shape))), _line("computes", e.equation)]
     if e.weight_shape is not None:
         lines.append(_line("weight", f"{e.weight_shape}   {e.weight_layout}"))
     if e.bias_shape is not None:

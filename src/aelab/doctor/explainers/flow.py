@@ -20,10 +20,10 @@ from aelab.doctor.records import (
     requested_shape,
     shape_text,
     spatial_dims,
-    times,
 )
 from aelab.shapes.formulas import conv_transpose_size, per_dim
 from aelab.shapes.inverse import solve_output_padding
+from aelab.shapes.notation import times
 from aelab.shapes.sizes import DIM_NAMES
 from aelab.trace.records import CallEvent
 

@@ -25,8 +25,8 @@ from aelab.doctor.records import (
     origin,
     shape_text,
     spatial_dims,
-    times,
 )
+from aelab.shapes.notation import times
 from aelab.trace.records import CallEvent, TensorInfo
 
 
