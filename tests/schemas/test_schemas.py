@@ -111,6 +111,17 @@ def test_inspect_live(args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) ->
         assert doc["totals"]["flops_backward"] > 0
 
 
+def test_inspect_live_when_nothing_trains(tmp_path: Path) -> None:
+    """Backward was asked for and nothing needs a gradient: a true 0, not null, and no backward kernel ran."""
+    (tmp_path / "frozen.py").write_text(
+        "from torch import nn\n\n\nclass Frozen(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 3).requires_grad_(False)\n\n    def forward(self, x):\n"
+        "        return self.fc(x).relu()\n")
+    code, doc = run_json("inspect", f"{tmp_path / 'frozen.py'}:Frozen", "--input", "2x4", "--format", "json")
+    assert code == 0 and doc["totals"]["backward_ran"] is False and doc["totals"]["flops_backward"] == 0
+    check("inspect", doc)
+
+
 def test_inspect_and_doctor_live_on_a_broken_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     code, doc = run_json("inspect", "examples/broken.py:ConvNet2dWrong", "--input", "1x1x28x28", "--format", "json")
@@ -225,6 +236,10 @@ MUTATIONS: dict[str, list[Callable[[Any], None]]] = {
     "float for a count": [_set("totals/flops_forward", 1.5)],
     "null where a count must be": [_set("totals/params", None)],
     "silent zero: backward FLOPs with no backward": _NO_BACKWARD[:1],
+    "backward counted though the forward failed": [_set("error", {
+        "exc_type": "RuntimeError", "message": "m", "call_stack": [0], "op": None, "op_inputs": [],
+        "function": None, "function_inputs": []})],
+    "backward other null, matrix counted": [_set("totals/flops_backward_other", None)],
     "a layer's backward FLOPs 0 with no backward": [*_NO_BACKWARD, _set("layers/0/flops_backward", 0)],
     "backward null though it ran": [_set("layers/0/flops_backward", None)],
     "unknown execution": [_set("execution", "magic")],
