@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "build", "diagnose", "inspect"]
+__all__ = ["__version__", "build", "diagnose", "inspect", "memory"]
 
 if TYPE_CHECKING:
     from aelab.doctor.diagnose import diagnose
+    from aelab.footprint.memory import memory
     from aelab.inspection.report import inspect
     from aelab.models import build
 
@@ -32,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from aelab.models import build
 
         return build
+    if name == "memory":
+        from aelab.footprint.memory import memory
+
+        return memory
     raise AttributeError(f"module 'aelab' has no attribute {name!r}")

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from aelab.footprint.memory import memory
-
 from footprint.ledger import Measured, measure_steps
 from footprint.zoo import CASES, Case
 
@@ -21,7 +20,7 @@ TOLERANCE = 0.03
 CONFIGS = [("sgd", "off"), ("adam", "off"), ("adam", "bf16")]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def warmed() -> bool:
     """One throwaway step first: the first conv/LSTM/attention call of a process allocates caches for good."""
     for case in CASES:
@@ -29,7 +28,7 @@ def warmed() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured(name: str, optimizer: str, amp: str) -> tuple[Measured, Measured]:
     warmed()
     case = _case(name)
@@ -37,7 +36,7 @@ def measured(name: str, optimizer: str, amp: str) -> tuple[Measured, Measured]:
     return first, steady
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def predicted(name: str, amp: str) -> dict[str, tuple[int, int]]:
     """optimizer -> (first-step peak, steady peak); Adam's run carries SGD as its what-if."""
     case = _case(name)

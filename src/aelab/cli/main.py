@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "Find the layer a shape error comes from and the number to use."),
     "explain": ("explain", "Output-size formulas of a layer with the numbers filled in."),
     "cost": ("cost", "What backward really costs for a trainable subset of the parameters."),
+    "memory": ("memory", "How much memory one training step needs, layer by layer, before you run it."),
     "build": ("build", "Build an autoencoder whose decoder reproduces the input shape exactly."),
     "train": ("train", "Train an autoencoder on embedded or user data; checkpoints, resume."),
     "evaluate": ("evaluate", "Reconstruction error, ELBO, NLL and pictures for a trained run."),

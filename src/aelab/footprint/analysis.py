@@ -120,10 +120,8 @@ def peaks(log: StepLog, optimizer: str, block: int = 1) -> StepPeaks:
     state = r.level(m[f"{optimizer}:first_end"]) - r.level(m["forward"])
     o2, o2_at = r.high(m[f"{optimizer}:steady_grads"], m[f"{optimizer}:steady_end"])
     rise2 = o2 - r.level(m[f"{optimizer}:steady_grads"])
-    if fb_high >= end_of_backward + rise1:
-        first = r.peak(fb_high, fb_at)
-    else:
-        first = r.peak(end_of_backward + rise1, o1_at)
+    first = (r.peak(fb_high, fb_at) if fb_high >= end_of_backward + rise1
+             else r.peak(end_of_backward + rise1, o1_at))
     if fb_high + state >= end_of_backward + state + rise2:
         kept = r.live(m[f"{optimizer}:first_end"] - 1) - r.live(m["forward"] - 1)
         steady = r.peak(fb_high + state, fb_at, kept)

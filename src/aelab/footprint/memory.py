@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.costing import choose, matches
+from aelab.costing.cost import choose, matches
 from aelab.errors import UsageError
 from aelab.footprint import analysis
 from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf
-from aelab.spec import InputSpec
+from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import AMP_DTYPES, LOSSES, OPTIMIZERS, StepLog, record_steps
 from aelab.trace.record import InputLike, as_input_spec, model_device
 
@@ -73,8 +73,8 @@ def _checkpoint_paths(model: nn.Module, globs: Sequence[str]) -> list[str]:
     for g in globs:
         hit = [n for n in names if matches(n, g)]
         if not hit:
-            sample = ", ".join(names[:6])
-            raise UsageError(f"--checkpoint {g!r} matches no module (modules: {sample}{', ...' if len(names) > 6 else ''})")
+            sample = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise UsageError(f"--checkpoint {g!r} matches no module (modules: {sample})")
         out.extend(hit)
     # outermost only: a module inside a checkpointed one is recomputed with it
     chosen = sorted(set(out))
@@ -172,8 +172,7 @@ def memory(model: nn.Module, *inputs: InputLike, optimizer: str = "adam", amp: s
     params = list(model.named_parameters())
     report = MemoryReport(
         model=name or type(model).__name__,
-        inputs=[str(s) if isinstance(s, InputSpec) else "x".join(map(str, s.shape))
-                for s in [*specs, *kwspecs.values()]],
+        inputs=[[int(d) for d in s.shape] for s in [*specs, *kwspecs.values()]],
         optimizer=optimizer, amp=amp, device=device, peak_bytes=steady.bytes, first_step_peak_bytes=first.bytes,
         peak_at=steady.where, first_step_peak_at=first.where, peak_phase=steady.phase, peak_module=steady.module,
         breakdown=analysis.breakdown(log, steady, block), first_step_breakdown=analysis.breakdown(log, first, block),
@@ -221,8 +220,10 @@ def max_batch(model: nn.Module, specs: Sequence[Any], kwspecs: Mapping[str, Any]
               budget: int, opts: dict[str, Any], block: int) -> MaxBatch:
     """The largest batch whose predicted peak (first step and steady state) fits `budget`.
 
-    The peak is affine in the batch wherever the peak stays at the same op: predict two batches, solve
-    for the budget, then predict around the answer until batch fits and batch + 1 does not.
+    The peak is nearly affine in the batch (the weights and optimizer state are constant, activations
+    grow with it): predict batches 1 and 2, solve for the budget, sharpen the slope through the answer
+    (secant), then predict around it until `batch` fits and `batch + 1` does not. Every step is a
+    prediction; nothing runs for real.
     """
     first_spec = next((s for s in specs if isinstance(s, InputSpec) and s.shape), None)
     if first_spec is None:
@@ -241,14 +242,23 @@ def max_batch(model: nn.Module, specs: Sequence[Any], kwspecs: Mapping[str, Any]
     p1, p2 = peak(1), peak(2)
     if p1 > budget:
         return MaxBatch(budget, 0, 0, p1, len(cache))
-    slope = max(p2 - p1, 1)
-    guess = max(1, int((budget - p1) // slope) + 1)
-    if peak(guess) <= budget:  # lo fits, hi does not
-        lo, hi = guess, guess + 1
+    slope = float(max(p2 - p1, 1))
+    b = max(1, int((budget - p1) // slope) + 1)
+    for _ in range(4):  # secant through (1, p1): the constant part is exact, the slope sharpens
+        if b > 1:
+            slope = max((peak(b) - p1) / (b - 1), 1e-9)
+        nxt = max(1, int((budget - p1) // slope) + 1)
+        if nxt == b:
+            break
+        b = nxt
+    if peak(b) <= budget:  # lo fits, hi does not
+        lo, hi = b, b + 1
         while peak(hi) <= budget:
-            lo, hi = hi, hi * 2
+            lo, hi = hi, hi + 2 * (hi - lo)
     else:
-        lo, hi = 1, guess
+        lo, hi = b - 1, b
+        while lo > 1 and peak(lo) > budget:
+            lo, hi = max(1, lo - 2 * (hi - lo)), lo
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if peak(mid) <= budget:

@@ -41,7 +41,7 @@ class MemoryReport:
     """One training step's memory, predicted on fake/meta tensors."""
 
     model: str
-    inputs: list[str]
+    inputs: list[list[int]]  # shapes, batch first
     optimizer: str
     amp: str
     device: str  # the allocator the sizes are rounded for: "cpu" (none) or "cuda" (512-byte blocks)
@@ -71,7 +71,7 @@ class MemoryReport:
         """The JSON document (keys as issue 11 names them; see schemas/memory.schema.json)."""
         doc: dict[str, Any] = {
             "model": self.model,
-            "inputs": self.inputs,
+            "inputs": [list(x) for x in self.inputs],
             "optimizer": self.optimizer,
             "amp": self.amp,
             "device": self.device,

@@ -245,7 +245,7 @@ class _Scope:
                 if sid is not None and sid not in seen:
                     seen.add(sid)
                     self.log.outputs[path] = self.log.outputs.get(path, 0) + self.log.storages[sid].nbytes
-        todo = [t.grad_fn for t in outs if t.grad_fn is not None]
+        todo: list[Any] = [t.grad_fn for t in outs if t.grad_fn is not None]
         while todo:
             node = todo.pop()
             if node is None or node in self.claimed:
@@ -293,7 +293,7 @@ def checkpointed(model: nn.Module, paths: Sequence[str]) -> Iterator[None]:
         def fwd(*a: Any, _orig: Any = orig, **k: Any) -> Any:
             return ckpt.checkpoint(_orig, *a, use_reentrant=False, **k)
 
-        m.forward = fwd  # type: ignore[method-assign]
+        m.forward = fwd
         patched.append(m)
     try:
         yield
