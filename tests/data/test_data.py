@@ -114,3 +114,14 @@ def test_speech_is_the_seed_vae_input() -> None:
     assert longer.sample_shape == (50, 201)
     with pytest.raises(UsageError, match="frames= and stride="):
         load("speech", {"bins": 3})
+
+
+def test_the_sources_registry_refuses_a_second_source_of_one_name() -> None:
+    from aelab.data.embedded import Source, registry
+
+    digits = SOURCES["digits"]
+    with pytest.raises(ValueError, match="'digits' is defined twice"):
+        registry(*SOURCES.values(), Source("digits", "again", 1, (1,), "p", "i", digits.locate, digits.read))
+    with pytest.raises(ValueError, match="lower-case words"):
+        registry(Source("My Data", "s", 1, (1,), "p", "i", digits.locate, digits.read))
+    assert list(registry(*SOURCES.values())) == list(SOURCES)

