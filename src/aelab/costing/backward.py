@@ -31,6 +31,7 @@ from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 from aelab.errors import ModelError
 from aelab.inspection.summary import owned_params, visible_calls
 from aelab.render.units import si
+from aelab.trace.queries import has_module_children
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
@@ -47,7 +48,7 @@ def call_layers(trace: Trace) -> list[int | None]:
     out: list[int | None] = []
     for call in trace.calls:
         out.append(next((c.cid for c in trace.path(call.cid)
-                         if c.cid in rows and not any(trace.calls[k].kind == "module" for k in c.children)), None))
+                         if c.cid in rows and not has_module_children(trace, c)), None))
     return out
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aelab.inspection.dataflow import DataFlow, walk_back
 from aelab.shapes import notation
 from aelab.shapes.formulas import conv_size, conv_transpose_size, per_dim, pool_size
 from aelab.shapes.sizes import DIM_NAMES
@@ -154,46 +155,6 @@ def constructor_line(cfg: ModuleConfig, changes: dict[str, Any] | None = None, c
     return f"{prefix}{name}({', '.join(args)})"
 
 
-# --- the data path ------------------------------------------------------------------------------------
-class Flow:
-    """Which call produced each tensor, so a size can be followed back to the layer that made it."""
-
-    def __init__(self, trace: Trace) -> None:
-        self.trace = trace
-        self.inputs = {t.tid: i for i, t in enumerate(trace.inputs)}
-        self.producers: dict[int, list[CallEvent]] = {}
-        for call in trace.calls:
-            if call.parent is None:
-                continue
-            for t in call.outputs:
-                self.producers.setdefault(t.tid, []).append(call)
-
-    def producer(self, tid: int) -> CallEvent | None:
-        """The call the user would name: the innermost module call (a layer), else the outermost function."""
-        calls = self.producers.get(tid, [])
-
-        def key(c: CallEvent) -> tuple[int, int]:
-            if c.kind == "module":
-                has_modules = any(self.trace.calls[k].kind == "module" for k in c.children)
-                return (2, -c.depth) if has_modules else (0, -c.depth)
-            return (1, c.depth)
-
-        return min(calls, key=key) if calls else None
-
-    def walk_back(self, tid: int, limit: int = 64) -> list[CallEvent]:
-        """The producers of `tid`, nearest first, following each one's first input, up to a model input."""
-        path: list[CallEvent] = []
-        seen: set[int] = set()
-        while tid not in self.inputs and len(path) < limit:
-            call = self.producer(tid)
-            if call is None or call.cid in seen or not call.inputs:
-                break
-            seen.add(call.cid)
-            path.append(call)
-            tid = call.inputs[0].tid
-        return path
-
-
 SIZING = ("Conv", "ConvTranspose", "MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "LPPool")
 
 
@@ -220,12 +181,12 @@ class Source:
     input_index: int | None = None
 
 
-def find_source(flow: Flow, tensor: TensorInfo, modules: dict[str, ModuleConfig]) -> Source:
+def find_source(flow: DataFlow, tensor: TensorInfo, modules: dict[str, ModuleConfig]) -> Source:
     """Walk back from `tensor` past calls that keep the shape (activations, dropout, norms) and at most one
     reshape (flatten/view), to the layer that chose the sizes."""
     merged: Shape | None = None
     shape = tensor.shape
-    path = flow.walk_back(tensor.tid)
+    path = walk_back(flow, tensor.tid)
     for call in path:
         cin, cout = call.inputs[0].shape, call.outputs[0].shape if call.outputs else shape
         cfg = modules.get(call.module) if call.kind == "module" else None
@@ -238,7 +199,8 @@ def find_source(flow: Flow, tensor: TensorInfo, modules: dict[str, ModuleConfig]
             continue
         return Source(call, cout, merged)
     first = path[-1].inputs[0].tid if path else tensor.tid
-    return Source(None, merged or shape, merged, flow.inputs.get(first))
+    inputs = {t.tid: i for i, t in enumerate(flow.trace.inputs)}
+    return Source(None, merged or shape, merged, inputs.get(first))
 
 
 def _ints(kind: str, value: Any, n: int, default: int) -> tuple[int, ...] | None:
@@ -312,7 +274,7 @@ class Context:
 
     trace: Trace
     modules: dict[str, ModuleConfig]
-    flow: Flow
+    flow: DataFlow
     error: TraceError | None
     call: CallEvent | None  # the innermost call that raised (a function or a module)
     layer: CallEvent | None  # the innermost module call that raised
@@ -353,7 +315,7 @@ def batch_of(shapes: list[Shape]) -> int | None:
 
 def make_context(trace: Trace, modules: dict[str, ModuleConfig]) -> Context:
     call, layer = failing_calls(trace)
-    return Context(trace, modules, Flow(trace), trace.error, call, layer, batch_of([t.shape for t in trace.inputs]))
+    return Context(trace, modules, DataFlow(trace), trace.error, call, layer, batch_of([t.shape for t in trace.inputs]))
 
 
 _SHAPE_IN_MESSAGE = re.compile(r"shape '\[([-\d, ]*)\]' is invalid for input of size (\d+)")

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from aelab.inspection.summary import visible_calls
+from aelab.trace.queries import has_module_children
 from aelab.trace.records import CallEvent, Trace
 
 # --- what kinds of units there are (base names: "Tensor.view" -> "view", "F.relu" -> "relu", "Conv1d" -> "conv1d")
@@ -144,7 +145,7 @@ class DataFlow:
         for t in trace.inputs:
             current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
         calls = [c for c in visible_calls(trace)
-                 if c.kind != "module" or not any(trace.calls[k].kind == "module" for k in c.children)]
+                 if c.kind != "module" or not has_module_children(trace, c)]
         if not calls and trace.calls and trace.calls[0].outputs:
             calls = [trace.calls[0]]  # the whole model is one leaf layer
         owners = {p.module for p in (*trace.params, *trace.shared_params)}
@@ -379,3 +380,18 @@ def classify(unit: Unit) -> Act | str:
     if unit.base in AFFINE or (unit.children and all(c in AFFINE or c in NORMS for c in unit.children)):
         return "affine"
     return "other"
+
+
+# --- following one tensor back (the shape doctor) -------------------------------------------------------------
+def walk_back(flow: DataFlow, tid: int, limit: int = 64) -> list[CallEvent]:
+    """The calls that made tensor `tid` (its latest value), nearest first, each one's first data input followed,
+    up to a model input."""
+    vid = next((v.vid for v in reversed(flow.values) if v.tid == tid), None)
+    path: list[CallEvent] = []
+    while vid is not None and len(path) < limit:
+        unit = flow.producer_unit(vid)
+        if unit is None or not unit.inputs:
+            break
+        path.append(unit.call)
+        vid = unit.inputs[0]
+    return path

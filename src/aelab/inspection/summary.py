@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from aelab.trace.queries import has_module_children
 from aelab.trace.records import CallEvent, ParamInfo, Trace
 
 
@@ -76,13 +77,9 @@ def visible_calls(trace: Trace) -> list[CallEvent]:
             out.append(call)
             continue
         parent = trace.calls[call.parent]
-        if parent.parent is None or _module_children_exist(trace, parent):
+        if parent.parent is None or has_module_children(trace, parent):
             out.append(call)
     return out
-
-
-def _module_children_exist(trace: Trace, call: CallEvent) -> bool:
-    return any(trace.calls[c].kind == "module" for c in call.children)
 
 
 def backward_known(trace: Trace) -> bool:
@@ -132,7 +129,7 @@ def summarize(trace: Trace) -> Summary:
             output_shapes=[t.shape for t in call.outputs],
             params=params, trainable_params=trainable, flops=fwd_mm[call.cid], flops_other=fwd_other[call.cid],
             flops_backward=bwd_mm[call.cid] if known else None, output_bytes=sum(t.nbytes for t in call.outputs),
-            is_leaf=not _module_children_exist(trace, call), tied=tied, failed=call.failed,
+            is_leaf=not has_module_children(trace, call), tied=tied, failed=call.failed,
         ))
     return Summary(rows, totals(trace))
 
