@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDENS = sorted(p for p in (ROOT / "tests").rglob("*.json") if p.parent.name == "golden")
 #: golden file name prefix -> (verb, the part of its schema the file is)
 GOLDEN_KIND = {"inspect": ("inspect", ""), "bottleneck": ("inspect", "#/$defs/bottleneck"), "cost": ("cost", "")}
-VERBS = ["build", "cost", "detect", "doctor", "evaluate", "explain", "inspect"]
+VERBS = ["build", "cost", "detect", "doctor", "evaluate", "explain", "inspect", "memory"]
 
 
 def check(verb: str, document: Any, pointer: str = "") -> None:
@@ -163,6 +163,17 @@ def test_build_live(tmp_path: Path) -> None:
     code, doc = run_json("build", "dense", "--input", "20", "--latent", "2", "--format", "json")
     assert code == 0 and doc["source"] is None
     check("build", doc)
+
+
+def test_memory_live_and_mutated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, doc = run_json("memory", "examples/seeds.py:AE", "--input", "8x784", "--fit", "1MB", "--format", "json")
+    assert code == 0 and "max_batch" in doc
+    check("memory", doc)
+    for bad in (_drop("peak_bytes"), _set("peak_bytes", "1 MB"), _set("breakdown/parameters", -1), _set("x", 1)):
+        mutated = copy.deepcopy(doc)
+        bad(mutated)
+        assert fails("memory", mutated)
 
 
 @pytest.fixture(scope="module")
