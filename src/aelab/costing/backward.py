@@ -22,49 +22,19 @@ How a backward kernel is split (`split_op`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
 from aelab.errors import ModelError
-from aelab.inspection.summary import owned_params, visible_calls
-from aelab.render.units import si
-from aelab.trace.queries import has_module_children
+from aelab.inspection.summary import owned_params
+from aelab.trace.queries import call_layers, parameter_tids
 from aelab.trace.records import CallEvent, OpEvent, Trace
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
 conv_backward_flop = cast(Any, _conv_backward_flop)
-#: ops that copy a tensor without computing on it: a copy of a parameter is still the parameter
-_COPIES = frozenset({"aten._to_copy", "aten.clone", "aten.contiguous", "aten.lift_fresh_copy", "aten.expand"})
-
-
-# --- which layer a call belongs to --------------------------------------------------------------------
-def call_layers(trace: Trace) -> list[int | None]:
-    """Per call id, the layer it runs in: the outermost table row (`visible_calls`) without sub-modules;
-    None for the root and the calls around the layers."""
-    rows = {c.cid for c in visible_calls(trace)}
-    out: list[int | None] = []
-    for call in trace.calls:
-        out.append(next((c.cid for c in trace.path(call.cid)
-                         if c.cid in rows and not has_module_children(trace, c)), None))
-    return out
-
-
-# --- splitting one backward kernel ---------------------------------------------------------------------
-def parameter_tids(trace: Trace) -> set[int]:
-    """Tensors that are parameters or buffers, or views/copies of them (e.g. `Wᵀ`, a detached saved `W`).
-
-    A parameter is a tensor ops read that no op made and that is not a model input.
-    """
-    made = {t.tid for op in trace.ops for t in op.outputs}
-    given = {t.tid for t in trace.inputs}
-    out = {t.tid for op in trace.ops if op.phase == "forward" for t in op.inputs} - made - given
-    for op in trace.ops:
-        if (op.is_view or op.name in _COPIES) and any(t.tid in out for t in op.inputs):
-            out.update(t.tid for t in op.outputs)
-    return out
 
 
 def _squeezed(shape: Sequence[int]) -> tuple[int, ...]:
@@ -282,65 +252,4 @@ def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None
         notes=list(dict.fromkeys(pattern.notes + everything.notes)))
     if not pattern.backward_ran:
         cost.notes.append("nothing trainable under this pattern (or no differentiable output): no backward ran")
-    cost.explanation = explain(cost)
     return cost
-
-
-# --- plain words ----------------------------------------------------------------------------------------
-def _flop(value: float) -> str:
-    """'119.1 MFLOP': 4 significant digits, enough to tell 119.1 M from 119.8 M."""
-    return si(value, "FLOP", 4)
-
-
-def _amount(value: float, what: str = "") -> str:
-    """' (1.2 MFLOP saved)', or nothing when no multiply-add work is involved."""
-    return f" ({_flop(value)}{' ' + what if what else ''})" if value else ""
-
-
-def _names(layers: Iterable[LayerCost], limit: int = 6) -> str:
-    names = [lc.name for lc in layers]
-    if len(names) > limit:
-        return ", ".join(names[:limit - 1]) + f", ... ({len(names) - limit + 1} more), " + names[-1]
-    return ", ".join(names)
-
-
-def explain(cost: BackwardCost) -> list[str]:
-    """Why this pattern's backward costs what it costs, in sentences built from the per-layer numbers."""
-    weighted = [lc for lc in cost.layers if lc.params]
-    trains = [lc for lc in weighted if lc.status == "trains"]
-    passes = [lc for lc in weighted if lc.status == "passes"]
-    skipped = [lc for lc in weighted if lc.status == "skipped"]
-    if not trains:
-        return ["No parameter trains under this pattern, so autograd runs no backward at all."]
-    out = [f"{_names(trains)} {'computes its' if len(trains) == 1 else 'compute their'} weight gradients"
-           f"{_amount(sum(lc.flops_backward_weight for lc in trains))}."]
-    if passes:
-        one = len(passes) == 1
-        it, they = ("it", "its") if one else ("them", "their")
-        out.append(f"{_names(passes)} {'is' if one else 'are'} frozen but still "
-                   f"{'propagates' if one else 'propagate'} gradients to {they} "
-                   f"input{'' if one else 's'}{_amount(sum(lc.flops_backward_input for lc in passes))}, because "
-                   f"{trains[0].name} trains earlier in the net and its gradient can only arrive through {it}; "
-                   f"{'it skips its' if one else 'they skip their'} own weight gradients"
-                   f"{_amount(sum(lc.skipped_weight for lc in passes), 'saved')}.")
-    if skipped:
-        one = len(skipped) == 1
-        it = "it" if one else "them"
-        out.append(f"{_names(skipped)} {'is' if one else 'are'} skipped entirely"
-                   f"{_amount(sum(lc.skipped_input + lc.skipped_weight for lc in skipped), 'saved')}: no trainable "
-                   f"parameter comes at or before {it}, so no gradient has to pass through {it}.")
-    edge = [lc for lc in trains if lc.skipped_input]
-    if edge:
-        one = len(edge) == 1
-        out.append(f"{_names(edge)} {'skips its' if one else 'skip their'} input gradient"
-                   f"{_amount(sum(lc.skipped_input for lc in edge), 'saved')}: no parameter before "
-                   f"{'it' if one else 'them'} trains.")
-    if cost.flops_backward_all:
-        out.append(f"Backward: {_flop(cost.flops_backward)} against {_flop(cost.flops_backward_all)} with every "
-                   f"parameter trainable ({100 * cost.ratio:.1f}%); the difference, "
-                   f"{_flop(cost.flops_backward_all - cost.flops_backward)}, is exactly the gradient work autograd "
-                   f"skipped.")
-    if passes and not skipped and cost.ratio > 0.9:
-        out.append("Freezing layers that come after the trainable ones saves little: the gradient still travels "
-                   "back through all of them; only their weight gradients are skipped.")
-    return out

@@ -22,6 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.costing.backward import BackwardCost, backward_cost
 from aelab.errors import UsageError
+from aelab.render.cost_text import explain
 from aelab.trace.record import InputLike, as_input_spec, model_device, record
 from aelab.trace.records import Trace
 from aelab.trace.tensors import flatten_tensors
@@ -135,6 +136,7 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
     pattern_trace = record_pattern(model, specs, flags, kwspecs)
     all_trace = record_pattern(model, specs, everything, kwspecs)
     result = backward_cost(pattern_trace, all_trace, model=name or type(model).__name__)
+    result.explanation = explain(result)
     if measure:
         from aelab.costing.timing import time_patterns
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from aelab.inspection.summary import visible_calls
-from aelab.trace.queries import has_module_children
+from aelab.trace.queries import has_module_children, visible_calls
 from aelab.trace.records import CallEvent, Trace
 
 # --- what kinds of units there are (base names: "Tensor.view" -> "view", "F.relu" -> "relu", "Conv1d" -> "conv1d")

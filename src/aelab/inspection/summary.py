@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from aelab.trace.queries import has_module_children
+from aelab.trace.queries import has_module_children, visible_calls
 from aelab.trace.records import CallEvent, ParamInfo, Trace
 
 
@@ -65,21 +65,6 @@ class Totals:
 class Summary:
     rows: list[LayerRow]
     totals: Totals
-
-
-def visible_calls(trace: Trace) -> list[CallEvent]:
-    """Calls that are rows: every module call but the root; functions/samples called by non-leaf modules."""
-    out = []
-    for call in trace.calls:
-        if call.parent is None:
-            continue
-        if call.kind == "module":
-            out.append(call)
-            continue
-        parent = trace.calls[call.parent]
-        if parent.parent is None or has_module_children(trace, parent):
-            out.append(call)
-    return out
 
 
 def backward_known(trace: Trace) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -106,3 +107,63 @@ def render_cost_text(cost: BackwardCost, width: int = 140, color: bool = False) 
 
 def render_cost_json(cost: BackwardCost) -> str:
     return json.dumps(cost.to_dict(), indent=2)
+
+
+# --- the explanation: why this pattern's backward costs what it costs -------------------------------------------------
+def _flop(value: float) -> str:
+    """'119.1 MFLOP': 4 significant digits, enough to tell 119.1 M from 119.8 M."""
+    return si(value, "FLOP", 4)
+
+
+def _amount(value: float, what: str = "") -> str:
+    """' (1.2 MFLOP saved)', or nothing when no multiply-add work is involved."""
+    return f" ({_flop(value)}{' ' + what if what else ''})" if value else ""
+
+
+def _names(layers: Iterable[LayerCost], limit: int = 6) -> str:
+    names = [lc.name for lc in layers]
+    if len(names) > limit:
+        return ", ".join(names[:limit - 1]) + f", ... ({len(names) - limit + 1} more), " + names[-1]
+    return ", ".join(names)
+
+
+def explain(cost: BackwardCost) -> list[str]:
+    """Why this pattern's backward costs what it costs, in sentences built from the per-layer numbers."""
+    weighted = [lc for lc in cost.layers if lc.params]
+    trains = [lc for lc in weighted if lc.status == "trains"]
+    passes = [lc for lc in weighted if lc.status == "passes"]
+    skipped = [lc for lc in weighted if lc.status == "skipped"]
+    if not trains:
+        return ["No parameter trains under this pattern, so autograd runs no backward at all."]
+    out = [f"{_names(trains)} {'computes its' if len(trains) == 1 else 'compute their'} weight gradients"
+           f"{_amount(sum(lc.flops_backward_weight for lc in trains))}."]
+    if passes:
+        one = len(passes) == 1
+        it, they = ("it", "its") if one else ("them", "their")
+        out.append(f"{_names(passes)} {'is' if one else 'are'} frozen but still "
+                   f"{'propagates' if one else 'propagate'} gradients to {they} "
+                   f"input{'' if one else 's'}{_amount(sum(lc.flops_backward_input for lc in passes))}, because "
+                   f"{trains[0].name} trains earlier in the net and its gradient can only arrive through {it}; "
+                   f"{'it skips its' if one else 'they skip their'} own weight gradients"
+                   f"{_amount(sum(lc.skipped_weight for lc in passes), 'saved')}.")
+    if skipped:
+        one = len(skipped) == 1
+        it = "it" if one else "them"
+        out.append(f"{_names(skipped)} {'is' if one else 'are'} skipped entirely"
+                   f"{_amount(sum(lc.skipped_input + lc.skipped_weight for lc in skipped), 'saved')}: no trainable "
+                   f"parameter comes at or before {it}, so no gradient has to pass through {it}.")
+    edge = [lc for lc in trains if lc.skipped_input]
+    if edge:
+        one = len(edge) == 1
+        out.append(f"{_names(edge)} {'skips its' if one else 'skip their'} input gradient"
+                   f"{_amount(sum(lc.skipped_input for lc in edge), 'saved')}: no parameter before "
+                   f"{'it' if one else 'them'} trains.")
+    if cost.flops_backward_all:
+        out.append(f"Backward: {_flop(cost.flops_backward)} against {_flop(cost.flops_backward_all)} with every "
+                   f"parameter trainable ({100 * cost.ratio:.1f}%); the difference, "
+                   f"{_flop(cost.flops_backward_all - cost.flops_backward)}, is exactly the gradient work autograd "
+                   f"skipped.")
+    if passes and not skipped and cost.ratio > 0.9:
+        out.append("Freezing layers that come after the trainable ones saves little: the gradient still travels "
+                   "back through all of them; only their weight gradients are skipped.")
+    return out

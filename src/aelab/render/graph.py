@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from aelab.costing.backward import call_layers, parameter_tids
 from aelab.errors import UsageError
 from aelab.shapes.notation import compact_shape
+from aelab.trace.queries import call_layers, parameter_tids
 from aelab.trace.records import Trace
 
 if TYPE_CHECKING:
