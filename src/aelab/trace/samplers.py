@@ -12,7 +12,8 @@ import torch
 from aelab.trace.state import active
 
 
-def _distribution_classes() -> list[type]:
+def distribution_classes() -> list[type]:
+    """Distribution and every subclass torch defines (samplers are patched on each one that has its own)."""
     todo: list[type] = [torch.distributions.Distribution]
     seen: list[type] = []
     while todo:
@@ -42,7 +43,7 @@ def patched_distributions() -> Iterator[None]:
     # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
-        for cls in _distribution_classes():
+        for cls in distribution_classes():
             for meth in ("rsample", "sample"):
                 if meth in cls.__dict__:
                     original = cls.__dict__[meth]

@@ -39,6 +39,15 @@ class TrainConfig:
     limit: int | None = None  # use at most this many training rows (quick runs)
     skip_bad: bool = False
     keep_checkpoints: int = 2
+    # a user's own model (kind "user"): its spec FILE.py:Name (absolute path) and constructor arguments
+    model: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    loss: str = "auto"  # user models: auto, mse, bce, recon, elbo, model (comma-separated)
+    output: str | None = None  # user models: the field of forward's output holding the reconstruction
+    beta: float = 1.0  # user models' KL weight (built VAEs take --beta as a model option)
+    kl_warmup: int = 0  # epochs over which the KL weight ramps linearly from 0 to 1
+    free_bits: float = 0.0  # nats: the floor of each latent dimension's batch-mean KL
+    log: str = "none"  # "tensorboard": event files in RUN/tensorboard as well
 
     def validate(self) -> None:
         """Raise UsageError, one sentence, for a value that cannot work."""
@@ -57,6 +66,11 @@ class TrainConfig:
             (self.grad_clip >= 0, f"--grad-clip must be >= 0, got {self.grad_clip}"),
             (self.limit is None or self.limit >= 1, "--limit must be at least 1"),
             (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
+            (self.kind != "user" or self.model is not None, "kind 'user' needs --model FILE.py:Name"),
+            (self.beta >= 0, f"--beta must be >= 0, got {self.beta}"),
+            (self.kl_warmup >= 0, f"--kl-warmup must be >= 0, got {self.kl_warmup}"),
+            (self.free_bits >= 0, f"--free-bits must be >= 0, got {self.free_bits}"),
+            (self.log in ("none", "tensorboard"), "--log must be none or tensorboard"),
         ]
         for ok, message in checks:
             if not ok:

@@ -103,7 +103,7 @@ def weights_digest(module: nn.Module) -> str:
     h = hashlib.sha256()
     for key, value in module.state_dict().items():
         h.update(key.encode())
-        h.update(value.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -113,9 +113,10 @@ ProgressFn = Callable[[int, float, int], None]  # (batches done, running mean lo
 def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Tensor], n_batches: int,
                 lr_for: Callable[[int], float], first_step: int, world: World, amp: str = "auto",
                 grad_clip: float = 0.0, check_every: int = 1, on_progress: ProgressFn | None = None,
-                epoch: int = 0) -> EpochStats:
+                epoch: int = 0, before_step: Callable[[int], None] | None = None) -> EpochStats:
     """Train over `batches` once. Every `check_every` batches the running loss is checked (over all
-    ranks together, so they stop together) and reported; a NaN or inf raises `Diverged`."""
+    ranks together, so they stop together) and reported; a NaN or inf raises `Diverged`.
+    `before_step(step)` runs before each step (the KL warm-up sets its weight there)."""
     net.train()
     sums = _Sums(world)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -123,6 +124,8 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     start = time.perf_counter()
     for i, xb in enumerate(batches):
         lr = lr_for(first_step + i)
+        if before_step is not None:
+            before_step(first_step + i)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with cast:

@@ -17,6 +17,7 @@ import torch
 
 from aelab import data as datamod
 from aelab.errors import UsageError
+from aelab.models.base import KLControl
 from aelab.training import rng
 from aelab.training.checkpoint import (
     Checkpoint,
@@ -60,6 +61,8 @@ def _default_likelihood(config: TrainConfig, ds: datamod.Dataset, normalizer: da
     from aelab.models import KINDS
     from aelab.models.config import option_names
 
+    if config.kind == "user":
+        return
     if config.kind not in KINDS:
         raise UsageError(f"unknown kind {config.kind!r}; known kinds: {', '.join(KINDS)}")
     if "likelihood" in option_names(KINDS[config.kind].config) and "likelihood" not in config.model_options:
@@ -98,19 +101,20 @@ class _Ledger:
 
 
 def train(run_dir: Path, config: TrainConfig | None = None, epochs: int | None = None,
-          quiet: bool = False, stop_after: int | None = None) -> RunResult:
+          quiet: bool = False, stop_after: int | None = None, net: torch.nn.Module | None = None) -> RunResult:
     """Train a new run from `config`, or resume the one in `run_dir` when `config` is None.
 
     Under torchrun every rank calls this. `epochs` changes the number of epochs of a resumed run
     (the schedule then spans the new total); `stop_after` ends this invocation after that many
     epochs of the run are done, leaving it to be resumed, exactly as if it had been killed there.
+    `net`: a user's model instance to train (kind "user"; otherwise built from `config.model`).
     """
     info = read_info(run_dir) if config is None else None
     chosen = info.train if info is not None else config
     assert chosen is not None
     world = setup(chosen.device)
     try:
-        return _train(chosen, info, run_dir, epochs, quiet, world, stop_after)
+        return _train(chosen, info, run_dir, epochs, quiet, world, stop_after, net)
     finally:
         teardown(world)
 
@@ -127,8 +131,22 @@ class _Setup:
     ckpt: Checkpoint | None
 
 
+def _new_model(config: TrainConfig, ds: datamod.Dataset, rows: Rows, normalizer: datamod.Normalizer,
+               net: torch.nn.Module | None) -> Any:
+    if config.kind == "user":
+        from aelab.training.user import prepare_user
+
+        return prepare_user(config, ds, rows.train, normalizer, net)
+    from aelab.models import build
+
+    try:
+        return build(config.kind, ds.sample_shape, config.latent, **config.model_options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _prepare(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int | None,
-             world: World) -> _Setup:
+             world: World, net: torch.nn.Module | None = None) -> _Setup:
     """Load the data and build the model; a new run writes config.json, a resumed one finds its checkpoint."""
     ckpt: Checkpoint | None = None
     if info is not None:
@@ -153,12 +171,7 @@ def _prepare(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: i
     rng.seed_everything(config.seed)  # the weights' initialisation
     model: Autoencoder
     if info is None:
-        from aelab.models import build
-
-        try:
-            model = build(config.kind, ds.sample_shape, config.latent, **config.model_options)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+        model = _new_model(config, ds, rows, normalizer, net)
         info = RunInfo(config, model.config_dict(), normalizer, _data_summary(ds, rows))
         if world.main:
             write_info(run_dir, info)
@@ -173,8 +186,8 @@ def _prepare(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: i
 
 
 def _train(config: TrainConfig, info: RunInfo | None, run_dir: Path, epochs: int | None, quiet: bool,
-           world: World, stop_after: int | None) -> RunResult:
-    run = _prepare(config, info, run_dir, epochs, world)
+           world: World, stop_after: int | None, net: torch.nn.Module | None = None) -> RunResult:
+    run = _prepare(config, info, run_dir, epochs, world, net)
     config, model, ckpt = run.config, run.model, run.ckpt
     resumed_from = ckpt.epoch if ckpt else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
@@ -208,7 +221,8 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
             run_dir: Path, world: World, quiet: bool, stop_after: int | None) -> None:
     """The epoch loop: train, validate, keep the best weights, checkpoint, stop early or on NaN."""
     config, model, rows, normalizer = run.config, run.model, run.rows, run.info.normalizer
-    net = wrap(LossModule(model), world)
+    shaped = LossModule(model, kl_control(config, 0, 1))
+    net = wrap(shaped, world)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     plain = LossModule(model)
@@ -226,16 +240,24 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
     check_every = 1 if world.device.type == "cpu" and not world.distributed else 50
 
     with TrainProgress(config.epochs, steps, first, quiet=quiet or not world.main) as progress:
+        described = model.describe()
         if first == 1:
-            progress.line("; ".join(model.describe()) + f"; {len(rows.train):,} train / {len(rows.val):,} val rows"
+            progress.line("; ".join(described[:1] if config.kind == "user" else described)
+                          + f"; {len(rows.train):,} train / {len(rows.val):,} val rows"
                           + (f"; {world.size} ranks" if world.distributed else ""))
+        for line in described[1:] if config.kind == "user" else []:
+            progress.line(line)
+
+        def set_kl(step: int) -> None:
+            shaped.control = kl_control(config, step, steps)
+
         for epoch in range(first, config.epochs + 1):
             progress.start_epoch(epoch)
             try:
                 stats = train_epoch(net, optimizer, batches, steps,
                                     lambda s: lr_at(s, total_steps, config.lr, config.schedule, warmup),
                                     (epoch - 1) * steps, world, config.amp, config.grad_clip, check_every,
-                                    progress.update, epoch)
+                                    progress.update, epoch, set_kl)
                 val = validate(plain, val_batches, world, config.amp) if val_batches is not None else None
                 if val is not None and not math.isfinite(val.loss):
                     raise Diverged(f"the validation loss became {val.loss} in epoch {epoch}")
@@ -262,6 +284,14 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
                     progress.line(f"stopped early: no better validation loss for {config.patience} epochs; "
                                   f"best was epoch {ledger.best_epoch}")
                 return
+
+
+def kl_control(config: TrainConfig, step: int, steps_per_epoch: int) -> KLControl | None:
+    """The KL shaping at optimizer `step`: weight (step + 1) / (kl_warmup epochs' steps), capped at 1; free bits."""
+    if not config.kl_warmup and not config.free_bits:
+        return None
+    weight = min(1.0, (step + 1) / (config.kl_warmup * steps_per_epoch)) if config.kl_warmup else 1.0
+    return KLControl(weight, config.free_bits)
 
 
 def _restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -74,6 +74,10 @@ def build_model(info: RunInfo, where: Path) -> Autoencoder:
     """The run's model, freshly initialised, from its stored config."""
     from aelab.models import from_config
 
+    if info.train.kind == "user":
+        from aelab.training.user import rebuild_user
+
+        return rebuild_user(info.model)  # type: ignore[return-value]
     try:
         return from_config(info.train.kind, info.model)
     except (ValueError, TypeError) as exc:

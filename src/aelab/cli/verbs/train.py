@@ -47,7 +47,21 @@ _RESUME_MAY_CHANGE = {"resume", "epochs", "quiet", "stop_after"}
 
 
 @click.command(name="train")
-@click.option("--kind", type=click.Choice(list(KINDS)), help="Autoencoder kind.")
+@click.option("--kind", type=click.Choice(list(KINDS)), help="Autoencoder kind (or --model for your own).")
+@click.option("--model", "model_spec", default=None, metavar="FILE.py:NAME",
+              help="Your own nn.Module (a class or factory) instead of a built kind.")
+@click.option("--arg", "model_arg", multiple=True, metavar="K=V", help="Constructor argument of --model.")
+@click.option("--loss", default="auto", show_default=True,
+              help="--model: mse, bce (the reconstruction error), recon (no KL), elbo, model (its loss(x)); "
+                   "comma-separated, e.g. recon,bce.")
+@click.option("--output", default=None, metavar="FIELD",
+              help="--model: the field (or position) of forward's output that is the reconstruction.")
+@click.option("--kl-warmup", type=int, default=0, show_default=True,
+              help="VAEs: epochs over which the KL weight ramps from 0 to 1.")
+@click.option("--free-bits", type=float, default=0.0, show_default=True,
+              help="VAEs: nats; each latent dimension's batch-mean KL counts at least this much.")
+@click.option("--log", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+              help="tensorboard: event files in RUN/tensorboard too (history.csv is always written).")
 @click.option("--data", help="Embedded set (see `aelab data list`) or a .npy/.npz/.csv file or a folder.")
 @click.option("--data-opt", multiple=True, metavar="K=V",
               help="Data option: speech/wav frames=, stride=; csv label=; npz key=, label_key=; npy labels=FILE.")
@@ -100,7 +114,8 @@ def command(ctx: click.Context, **kw: Any) -> None:
         result = train(kw["resume"], None, epochs=kw["epochs"], quiet=kw["quiet"], stop_after=kw["stop_after"])
     else:
         config = _config(kw)
-        out = kw["out"] or Path("runs") / f"{config.kind}-{Path(config.data).stem}"
+        name = config.model.rpartition(":")[2] if config.model else config.kind
+        out = kw["out"] or Path("runs") / f"{name}-{Path(config.data).stem}"
         result = train(out, config, quiet=kw["quiet"], stop_after=kw["stop_after"])
     if result.main and not kw["quiet"]:
         best = ""
@@ -113,13 +128,28 @@ def command(ctx: click.Context, **kw: Any) -> None:
 
 
 def _config(kw: dict[str, Any]) -> TrainConfig:
-    if kw["kind"] is None or kw["data"] is None:
-        raise UsageError("aelab train needs --kind and --data (or --resume RUN)")
+    if (kw["kind"] is None and kw["model_spec"] is None) or kw["data"] is None:
+        raise UsageError("aelab train needs --kind (or --model FILE.py:Name) and --data (or --resume RUN)")
+    if kw["kind"] is not None and kw["model_spec"] is not None:
+        raise UsageError("give --kind or --model, not both")
     # `--hidden 64,32` is `hidden=64,32`: a Python literal ((64, 32)) or else the text; --opt items come last
     given = [f"{name}={kw[name]}" for name in MODEL_OPTIONS if kw.get(name) is not None]
     options = parse_kwargs(given + list(kw["opt"]))
+    user: dict[str, Any] = {}
+    if kw["model_spec"] is not None:
+        from aelab.training.user import absolute_spec
+
+        beta = options.pop("beta", 1.0)
+        if options:
+            raise UsageError(f"--model trains your own model: {', '.join('--' + k for k in options)} apply to "
+                             "built kinds only (constructor arguments go in --arg)")
+        user = {"model": absolute_spec(kw["model_spec"]), "model_args": parse_kwargs(list(kw["model_arg"])),
+                "beta": float(beta), "loss": kw["loss"], "output": kw["output"]}
+    elif kw["model_arg"] or kw["loss"] != "auto" or kw["output"] is not None:
+        raise UsageError("--arg, --loss and --output go with --model (built kinds take --opt and their options)")
     config = TrainConfig(
-        kind=kw["kind"], data=kw["data"], latent=kw["latent"], model_options=options,
+        kind=kw["kind"] or "user", data=kw["data"], latent=kw["latent"], model_options=options, **user,
+        kl_warmup=kw["kl_warmup"], free_bits=kw["free_bits"], log=kw["log"],
         data_options=parse_kwargs(list(kw["data_opt"])), epochs=kw["epochs"] or 10,
         batch_size=kw["batch_size"], lr=kw["lr"], weight_decay=kw["weight_decay"], schedule=kw["schedule"],
         warmup_epochs=kw["warmup_epochs"], val_fraction=kw["val_fraction"], patience=kw["patience"],
