@@ -155,8 +155,10 @@ def read(name: str, out: Any, x: torch.Tensor, samples: list[tuple[int, str, str
         raise UsageError(f"--loss elbo: {name} returns no posterior (mu/logvar, a Distribution or a KL) and samples "
                          "no Normal; use --loss recon")
     if objective == "recon" or posterior is None:
-        note = "" if posterior is None and not samples else "; --loss recon: the KL is left out"
-        if posterior is None and samples:
+        note = ""
+        if objective == "recon" and (posterior is not None or samples):
+            note = "; --loss recon: the KL is left out"
+        elif samples:
             note = f"; it samples at {samples[0][1]} ({samples[0][2]}), with no KL to N(0, I) aelab can add"
         line = (f"{name} returns a reconstruction ('{recon}'): aelab minimises its {err.upper()} per element "
                 f"({err_why}){note}; --loss mse or --loss bce to choose")
