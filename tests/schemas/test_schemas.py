@@ -122,6 +122,16 @@ def test_inspect_live_when_nothing_trains(tmp_path: Path) -> None:
     check("inspect", doc)
 
 
+def test_inspect_live_on_a_network_that_only_widens(tmp_path: Path) -> None:
+    """Not an autoencoder and never narrower than its input: whatever the bottleneck says, it says it typed."""
+    (tmp_path / "wide.py").write_text(
+        "from torch import nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 8)\n\n    def forward(self, x):\n        return self.fc(x).relu()\n")
+    code, doc = run_json("inspect", f"{tmp_path / 'wide.py'}:Wide", "--input", "2x4", "--format", "json")
+    assert code == 0
+    check("inspect", doc)
+
+
 def test_inspect_and_doctor_live_on_a_broken_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     code, doc = run_json("inspect", "examples/broken.py:ConvNet2dWrong", "--input", "1x1x28x28", "--format", "json")
