@@ -1,40 +1,104 @@
 """aelab: see PyTorch networks layer by layer; build, train and judge autoencoders.
 
-The public API is small: `inspect` (shapes, params, FLOPs, bottleneck of any model),
-`diagnose` (the shape doctor) and `build` (an autoencoder for any input shape). Everything else is reached through those
-records or through the `aelab` command.
+The public API, each function with the record it returns:
+
+- `inspect(model, *inputs)` -> `Report`: shapes, parameters, FLOPs, the bottleneck of any model
+- `diagnose(model, *inputs)` -> `Diagnosis`: the shape doctor, the layer and the number a shape error needs
+- `cost(model, *inputs, trainable=...)` -> `CostReport`: what backward costs for a trainable subset
+- `memory(model, *inputs)` -> `MemoryReport`: the training step's memory footprint
+- `explain_layer(kind, input_shape, ...)` -> `LayerExplanation`: a layer's size formulas with the numbers in
+- `build(kind, input_shape, latent)` -> `Autoencoder`: an autoencoder for any input shape
+- `train(run_dir, config)` -> `RunResult`; `evaluate(run_dir)` -> `Evaluation`; `detect(run_dir)` -> `Detection`
+
+Bad input raises `UsageError`, a wrong model `ModelError`; both are `AelabError`s. Names are imported
+lazily: `import aelab` loads no torch-heavy room until one of them is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from aelab.errors import AelabError, ModelError, UsageError
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "build", "diagnose", "inspect", "memory"]
+
+#: public name -> the module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
+    "inspect": "aelab.inspection.report",
+    "Report": "aelab.inspection.report",
+    "diagnose": "aelab.doctor.diagnose",
+    "Diagnosis": "aelab.doctor.records",
+    "cost": "aelab.costing.cost",
+    "CostReport": "aelab.costing.backward",
+    "memory": "aelab.footprint.memory",
+    "MemoryReport": "aelab.footprint.report",
+    "explain_layer": "aelab.explain",
+    "LayerExplanation": "aelab.explain",
+    "build": "aelab.models",
+    "Autoencoder": "aelab.models",
+    "train": "aelab.training.api",
+    "TrainConfig": "aelab.training.config",
+    "RunResult": "aelab.training.run",
+    "evaluate": "aelab.evaluation.api",
+    "Evaluation": "aelab.evaluation.report",
+    "detect": "aelab.evaluation.api",
+    "Detection": "aelab.evaluation.detect",
+}
+
+#: the functions first, each followed by the record it returns
+__all__ = [
+    "AelabError",
+    "Autoencoder",
+    "CostReport",
+    "Detection",
+    "Diagnosis",
+    "Evaluation",
+    "LayerExplanation",
+    "MemoryReport",
+    "ModelError",
+    "Report",
+    "RunResult",
+    "TrainConfig",
+    "UsageError",
+    "__version__",
+    "build",
+    "cost",
+    "detect",
+    "diagnose",
+    "evaluate",
+    "explain_layer",
+    "inspect",
+    "memory",
+    "train",
+]
 
 if TYPE_CHECKING:
+    from aelab.costing.backward import CostReport
+    from aelab.costing.cost import cost
     from aelab.doctor.diagnose import diagnose
+    from aelab.doctor.records import Diagnosis
+    from aelab.evaluation.api import detect, evaluate
+    from aelab.evaluation.detect import Detection
+    from aelab.evaluation.report import Evaluation
+    from aelab.explain import LayerExplanation, explain_layer
     from aelab.footprint.memory import memory
-    from aelab.inspection.report import inspect
-    from aelab.models import build
+    from aelab.footprint.report import MemoryReport
+    from aelab.inspection.report import Report, inspect
+    from aelab.models import Autoencoder, build
+    from aelab.training.api import train
+    from aelab.training.config import TrainConfig
+    from aelab.training.run import RunResult
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import aelab` must not import torch-heavy rooms it does not need.
-    if name == "inspect":
-        from aelab.inspection.report import inspect
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aelab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
 
-        return inspect
-    if name == "diagnose":
-        from aelab.doctor.diagnose import diagnose
 
-        return diagnose
-    if name == "build":
-        from aelab.models import build
-
-        return build
-    if name == "memory":
-        from aelab.footprint.memory import memory
-
-        return memory
-    raise AttributeError(f"module 'aelab' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

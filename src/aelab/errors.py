@@ -9,8 +9,11 @@ class AelabError(Exception):
     exit_code = 2
 
 
-class UsageError(AelabError):
-    """Bad usage or bad input (a file, a shape, a name, a config): exit 2."""
+class UsageError(AelabError, ValueError):
+    """Bad usage or bad input (a file, a shape, a name, a config): exit 2.
+
+    Also a `ValueError`, what Python raises for a bad argument, so code that catches ValueError from
+    `build()` keeps working."""
 
     exit_code = 2
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from torch.utils.flop_counter import conv_backward_flop as _conv_backward_flop
 
@@ -32,6 +32,9 @@ from aelab.errors import ModelError
 from aelab.inspection.summary import owned_params
 from aelab.trace.queries import call_layers, parameter_tids
 from aelab.trace.records import CallEvent, OpEvent, Trace
+
+if TYPE_CHECKING:
+    from aelab.costing.timing import Timing
 
 #: torch's formula, called with shapes (its wrapper turns tensors into shapes; we already have shapes)
 conv_backward_flop = cast(Any, _conv_backward_flop)
@@ -102,7 +105,7 @@ class LayerCost:
 
 
 @dataclass
-class BackwardCost:
+class CostReport:
     """Backward of one `requires_grad` pattern beside backward with every parameter trainable."""
 
     model: str
@@ -121,7 +124,7 @@ class BackwardCost:
     params_total: int
     unattributed: int = 0  # backward multiply-add work outside any layer (e.g. in the root's own ops)
     explanation: list[str] = field(default_factory=list)
-    timing: Any = None  # aelab.costing.timing.Timing when --measure ran
+    timing: Timing | None = None  # when measure=True (--measure) ran
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -211,7 +214,7 @@ def saved_bytes(trace: Trace) -> int:
     return sum(t.nbytes for t in trace.saved_for_backward if t.tid not in params)
 
 
-def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None) -> BackwardCost:
+def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None) -> CostReport:
     """Compare backward under a `requires_grad` pattern with backward when every parameter trains."""
     for t, what in ((pattern, "the pattern"), (everything, "all-trainable")):
         if t.error is not None:
@@ -239,7 +242,7 @@ def backward_cost(pattern: Trace, everything: Trace, *, model: str | None = None
         return sum(op.flops for op in trace.ops
                    if op.phase == "backward" and op.category not in (None, "matmul"))
 
-    cost = BackwardCost(
+    cost = CostReport(
         model=model or pattern.model_type, inputs=[t.shape for t in pattern.inputs],
         trainable=[p.name for p in pattern.params if p.trainable],
         frozen=[p.name for p in pattern.params if not p.trainable], layers=layers,

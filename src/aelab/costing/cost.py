@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.costing.backward import BackwardCost, backward_cost
+from aelab.costing.backward import CostReport, backward_cost
 from aelab.errors import UsageError
 from aelab.render.cost_text import explain
 from aelab.trace.record import InputLike, as_input_spec, model_device, record
@@ -119,7 +119,7 @@ def record_pattern(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping
 
 def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), freeze: Sequence[str] = (),
          measure: bool = False, device: str | None = None, repeats: int = 20, warmup: int = 3,
-         threads: int | None = None, name: str | None = None, **kwinputs: InputLike) -> BackwardCost:
+         threads: int | None = None, name: str | None = None, **kwinputs: InputLike) -> CostReport:
     """What backward costs when only the parameters chosen by the globs train, beside all-trainable.
 
     `trainable`/`freeze` are fnmatch globs over parameter names and the module paths that own them

@@ -7,7 +7,7 @@ The report is the one record the renderers format: `str(report)` is the table,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -17,6 +17,10 @@ from aelab.inspection.hints import collect_hints
 from aelab.inspection.summary import Summary, summarize
 from aelab.trace.record import InputLike, record
 from aelab.trace.records import Trace
+
+if TYPE_CHECKING:
+    from aelab.doctor.records import Diagnosis
+    from aelab.shapes.formulas import LayerExplanation
 
 
 @dataclass
@@ -29,8 +33,8 @@ class Report:
     bottleneck: Bottleneck | None = None  # None when the forward failed or no output depends on an input
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
-    explanations: dict[str, Any] = field(default_factory=dict)  # row name -> formulas.LayerExplanation
-    diagnosis: Any = None  # aelab.doctor.records.Diagnosis, when the forward failed and the doctor ran
+    explanations: dict[str, LayerExplanation] = field(default_factory=dict)  # row name -> its size formulas
+    diagnosis: Diagnosis | None = None  # when the forward failed and the doctor ran
 
     @property
     def rows(self) -> list[Any]:

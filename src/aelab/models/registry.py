@@ -11,6 +11,7 @@ import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
+from aelab.errors import UsageError
 from aelab.models import kinds as _kinds
 from aelab.models.base import Autoencoder
 from aelab.models.config import make_config
@@ -28,13 +29,18 @@ __all__ = ["KINDS", "Kind", "build", "from_config"]
 def build(kind: str, input_shape: Any, latent: int, **config: Any) -> Autoencoder:
     """An autoencoder of `kind` for per-sample `input_shape` (no batch dim) with a `latent`-sized code.
 
-    Raises ValueError, one sentence saying what to change, for an unknown kind or option, a bad
+    Raises UsageError (also a ValueError), one sentence saying what to change, for an unknown kind or option, a bad
     value, or a geometry the input cannot support.
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+        raise UsageError(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
     config_class, model_class = KINDS[kind]
-    return model_class(make_config(config_class, kind, input_shape, latent, config))
+    try:
+        return model_class(make_config(config_class, kind, input_shape, latent, config))
+    except UsageError:
+        raise
+    except ValueError as exc:  # the kinds say what to change in a ValueError: to the user it is bad input
+        raise UsageError(str(exc)) from exc
 
 
 def from_config(kind: str, config: Mapping[str, Any]) -> Autoencoder:

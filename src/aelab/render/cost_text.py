@@ -15,7 +15,7 @@ from rich.table import Table
 from aelab.render.units import count, nbytes, shape, si
 
 if TYPE_CHECKING:
-    from aelab.costing.backward import BackwardCost, LayerCost
+    from aelab.costing.backward import CostReport, LayerCost
 
 #: what each layer status means, as the table's legend says it
 STATUS_WORDS: dict[str, str] = {
@@ -38,7 +38,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
 
-def layer_table(cost: BackwardCost) -> Table:
+def layer_table(cost: CostReport) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for title in ("Layer (type)", "Backward", "Forward", "Input grad", "Weight grad", "Skipped", "Other bwd"):
         table.add_column(title, justify="left" if title in ("Layer (type)", "Backward") else "right",
@@ -51,7 +51,7 @@ def layer_table(cost: BackwardCost) -> Table:
     return table
 
 
-def totals_lines(cost: BackwardCost) -> list[str]:
+def totals_lines(cost: CostReport) -> list[str]:
     """Totals of the pattern against all-trainable, timing when measured, and the explanation."""
     lines = [
         f"Trainable: {count(cost.params_trainable)} of {count(cost.params_total)} parameters "
@@ -83,7 +83,7 @@ def totals_lines(cost: BackwardCost) -> list[str]:
     return lines
 
 
-def render_cost_text(cost: BackwardCost, width: int = 140, color: bool = False) -> str:
+def render_cost_text(cost: CostReport, width: int = 140, color: bool = False) -> str:
     """The whole `aelab cost` text report."""
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
@@ -105,7 +105,7 @@ def render_cost_text(cost: BackwardCost, width: int = 140, color: bool = False) 
     return buf.getvalue()
 
 
-def render_cost_json(cost: BackwardCost) -> str:
+def render_cost_json(cost: CostReport) -> str:
     return json.dumps(cost.to_dict(), indent=2)
 
 
@@ -127,7 +127,7 @@ def _names(layers: Iterable[LayerCost], limit: int = 6) -> str:
     return ", ".join(names)
 
 
-def explain(cost: BackwardCost) -> list[str]:
+def explain(cost: CostReport) -> list[str]:
     """Why this pattern's backward costs what it costs, in sentences built from the per-layer numbers."""
     weighted = [lc for lc in cost.layers if lc.params]
     trains = [lc for lc in weighted if lc.status == "trains"]
