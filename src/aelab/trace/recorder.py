@@ -26,6 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from aelab.trace import fastmeta
 from aelab.trace import flops as flop_rules
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, TensorInfo, Trace
@@ -107,7 +108,7 @@ class _DispatchRecorder(TorchDispatchMode):
 
     def _record(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
         try:
-            out = func(*args, **kwargs)
+            out = fastmeta.run(func, args, kwargs) if st.execution == "meta" else func(*args, **kwargs)
         except BaseException as exc:
             data_dep = type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException")
             if data_dep or (name in _DATA_DEPENDENT) or (st.execution == "meta" and "meta" in str(exc).lower()):
