@@ -188,13 +188,18 @@ def test_memory_live_and_mutated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Two tiny trained runs on `digits`: a VAE and a plain autoencoder."""
+    """Three tiny trained runs on `digits`: a built VAE, a built plain autoencoder, and the user's own model
+    (the seed AE, `--model`)."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for kind in ("dense-vae", "dense"):
         out[kind] = root / kind
         run("train", "--kind", kind, "--data", "digits", "--epochs", "1", "--limit", "200", "--latent", "3",
             "--hidden", "16", "--device", "cpu", "--quiet", "--out", str(out[kind]))
+    out["user"] = root / "user"
+    run("train", "--model", str(ROOT / "examples" / "seeds.py") + ":AE", "--arg", "x_dim=64", "--arg", "z_dim=3",
+        "--arg", "h_dim=8", "--data", "digits", "--epochs", "1", "--limit", "200", "--device", "cpu", "--quiet",
+        "--out", str(out["user"]))
     yield out
 
 
@@ -207,6 +212,8 @@ def test_evaluate_live(runs: dict[str, Path]) -> None:
 
 
 def test_detect_live(runs: dict[str, Path]) -> None:
+    run("detect", str(runs["user"]), "--normal-class", "0")
+    check("detect", json.loads((runs["user"] / "scores.json").read_text()))
     summaries = []
     for extra in (["--normal-class", "0"], []):
         csv = runs["dense-vae"] / f"scores{len(extra)}.csv"
