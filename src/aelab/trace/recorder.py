@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from aelab.trace import fastmeta
 from aelab.trace import flops as flop_rules
+from aelab.trace.methods import recorded_methods
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
@@ -243,7 +244,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     log_level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)  # it logs a traceback whenever a kernel raises; we report the error
     try:
-        with fake_ctx, _recording(st), _DispatchRecorder(st), _FunctionRecorder(st):
+        with fake_ctx, _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
                 with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -270,7 +271,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
                  backward_requested=backward,
-                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()})
+                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()}, methods=methods)
 
 
 def _record_backward(trainable: list[torch.Tensor], st: State, outs: list[torch.Tensor]) -> bool:

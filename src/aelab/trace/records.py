@@ -71,6 +71,28 @@ class ParamInfo:
 
 
 @dataclass(frozen=True)
+class DistributionInfo:
+    """A distribution object a method handed on (diffusers' `DiagonalGaussianDistribution`, a
+    `torch.distributions.Normal`): its class and its tensor attributes (`mean`, `logvar`, `loc`, ...)."""
+
+    type: str
+    fields: dict[str, TensorInfo]
+
+
+@dataclass(frozen=True)
+class MethodCall:
+    """A call of the model's own `encode()` / `decode()` during the forward: where the model says its encoder
+    ends and its decoder begins. `calls` is the range of `Trace.calls` indices made inside it."""
+
+    name: str  # "encode" | "decode"
+    type: str  # "AutoencoderKL.encode"
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    calls: tuple[int, int]  # [first, end) cids
+    distributions: tuple[DistributionInfo, ...] = ()
+
+
+@dataclass(frozen=True)
 class TraceError:
     """A forward that raised: where (innermost call path and op) and the original error."""
 
@@ -103,6 +125,7 @@ class Trace:
     error: TraceError | None = None
     notes: list[str] = field(default_factory=list)
     module_types: dict[str, str] = field(default_factory=dict)  # path -> class name, for every named module
+    methods: list[MethodCall] = field(default_factory=list)  # the model's encode()/decode() calls, in order
 
     def call(self, cid: int) -> CallEvent:
         return self.calls[cid]
