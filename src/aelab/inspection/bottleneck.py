@@ -13,6 +13,14 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aelab.inspection.bottleneck_marks import (
+    code_note,
+    method_latent,
+    method_notes,
+    own_layout,
+    past_codes,
+    second_sequence,
+)
 from aelab.inspection.bottleneck_notes import (
     Sizes,
     attribute_notes,
@@ -59,7 +67,7 @@ class Bottleneck:
     verdict: str
     notes: list[str]
     is_autoencoder: bool
-    latent_source: str  # "sample" | "attribute" | "narrowest"
+    latent_source: str  # "method" | "sample" | "attribute" | "narrowest" | "none" (no bottleneck: `layer` is "")
     path: list[Representation]
     encoder: list[str]
     decoder: list[str]
@@ -217,21 +225,35 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
     enc, dec = _regions(flow, hints)
     x_shape, y_shape = flow.values[x].shape, flow.values[y].shape
     in_size = flow.per_sample(x) or 1
-    reconstructs = flow.values[y].numel == flow.values[x].numel
-    has_parts = hints is not None and ((bool(enc) and bool(dec)) or (hints.has_encode and hints.has_decode))
-    is_ae = reconstructs or has_parts
+    is_ae = flow.values[y].numel == flow.values[x].numel  # the data path decides, not the modules' names
     interior = _interior(flow, spine, is_ae)
     narrow = _pick(flow, interior) or y
     narrow_from = (_narrowest_run(flow, interior) or [narrow])[0]
+    mark = method_latent(flow) if is_ae else None
     latent, source = _sample_latent(flow), "sample"
-    if latent is None and (enc or dec):
-        latent, source = _attribute_latent(flow, spine, enc, dec), "attribute"
+    if latent is None and mark is not None:
+        latent, source = mark.latent, "method"
+    use_names = (enc or dec) and is_ae and (latent is None or source == "method")
+    named = _attribute_latent(flow, spine, enc, dec) if use_names else None
+    if (mark is not None and named is not None and _before(flow, named, mark.decode.calls[0])
+            and flow.per_sample(named) == flow.per_sample(mark.latent)):
+        latent, source = named, "attribute"  # encode() ends where `encoder` does: keep its name
+    if latent is None and named is not None:
+        latent, source = named, "attribute"
     if latent is None:
         latent, source = narrow, "narrowest"
+    coded = past_codes(flow, latent)
+    codes = (latent, coded) if coded != latent else None
+    latent, own_name, own_type = own_layout(flow, coded, codes=codes is not None)
+    if codes is not None:
+        narrow_from = latent  # the codes are narrower by count; the code note says what they are
+    second = None if is_ae else second_sequence(flow)
+    if second is not None or (not is_ae and (flow.per_sample(latent) or 0) >= in_size):
+        return _no_latent(flow, hints, second)
     if latent not in spine:
-        first, second = flow.best_path(x, latent), flow.best_path(latent, y)
-        if first is not None and second is not None:
-            spine = first + second[1:]
+        first, second_half = flow.best_path(x, latent), flow.best_path(latent, y)
+        if first is not None and second_half is not None:
+            spine = first + second_half[1:]
     ext = _extents(flow, spine)
     npos = 1
     for e in ext:
@@ -266,21 +288,24 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
     sizes = Sizes(input=in_size, latent=lat_size, input_pp=in_pp, latent_pp=lat_pp, positions=lat_pos,
                   word=position_word(len(ext)), bypass=sum(flow.per_sample(v) or 0 for v in bypassing))
     lat_unit = flow.producer_unit(latent)
-    name = lat_unit.name if lat_unit else "input"
+    name = own_name or (lat_unit.name if lat_unit else "input")
+    lat_type = own_type or (lat_unit.call.type if lat_unit else "input")
+    if own_name:
+        path[latent_at].layer, path[latent_at].type = own_name, lat_type
     notes: list[str] = []
     if not flow.values[x].dtype.startswith(("float", "bfloat", "complex")):
         notes.append(f"The input holds {flow.values[x].dtype} values (ids, not features): sizes count values, "
                      "and a ratio against it compares counts only.")
-    if not reconstructs and is_ae:
-        notes.append(f"The output {batch_shape(y_shape, flow.batch)} differs in size from the input "
-                     f"{batch_shape(x_shape, flow.batch)}, but the model has encoder and decoder parts: read it as "
-                     "an autoencoder.")
     if bypassing:
         notes.append(bypass_note(flow, latent, bypassing, sizes))
     if lat_size > in_size:
         per = f" ({lat_pp:,} per {sizes.word} against {in_pp:,})" if lat_pp is not None and in_pp is not None else ""
         notes.append(f"The latent is wider than the input: {lat_size:,} values per sample against {in_size:,}{per}.")
+    if mark is not None and latent == mark.latent:
+        notes += method_notes(flow, mark, enc, dec, name, batch_shape(flow.values[latent].shape, flow.batch))
     notes += attribute_notes(flow, hints, enc, dec, latent, source, narrow_from)
+    if codes is not None:
+        notes.append(code_note(flow, *codes))
     notes += noise_notes(flow, latent, source)
     notes += tied_notes(flow, enc_units, dec_units)
     notes += _structure_notes(flow, spine, per_position, sizes.word)
@@ -298,9 +323,50 @@ def find_bottleneck(trace: Trace, hints: ModelHints | None = None) -> Bottleneck
         layer=name, shape=list(flow.values[latent].shape), per_sample=lat_size, per_position=lat_pp,
         compression_ratio=round(ratio, 4), compression_ratio_per_position=round(ratio_pp, 4) if ratio_pp else None,
         verdict=text, notes=notes, is_autoencoder=is_ae, latent_source=source, path=path, encoder=encoder,
-        decoder=decoder, type=lat_unit.call.type if lat_unit else "input", input_shape=list(x_shape),
+        decoder=decoder, type=lat_type, input_shape=list(x_shape),
         input_per_sample=in_size, input_per_position=in_pp, positions=lat_pos, batch=flow.batch,
         bypass_per_sample=sizes.bypass, bypass=bypass, position_word=sizes.word if ext else "")
+
+
+def _before(flow: DataFlow, vid: int, cid: int) -> bool:
+    unit = flow.producer_unit(vid)
+    return unit is None or unit.call.cid < cid
+
+
+def _no_latent(flow: DataFlow, hints: ModelHints | None, second: int | None) -> Bottleneck:
+    """No bottleneck: a sequence-to-sequence model (its output follows a second input), or a network whose data
+    path never gets narrower than its input. The record keeps the verdict and an empty latent."""
+    assert flow.x is not None and flow.y is not None
+    x, y = flow.values[flow.x], flow.values[flow.y]
+    xs, ys = batch_shape(x.shape, flow.batch), batch_shape(y.shape, flow.batch)
+    in_size = flow.per_sample(flow.x) or 1
+    notes = []
+    if not x.dtype.startswith(("float", "bfloat", "complex")):
+        notes.append(f"The input holds {x.dtype} values (ids, not features): sizes count values.")
+    if second is not None:
+        names = flow.trace.input_names
+        idx = [t.tid for t in flow.trace.inputs].index(flow.values[second].tid)
+        label = names[idx] if idx < len(names) else "another input"
+        other = f"{label} {batch_shape(flow.values[second].shape, flow.batch)}"
+        text = (f"Sequence-to-sequence, not an autoencoder: the output {ys} follows the second input {other}, which "
+                f"weighted layers of its own read before it meets the input {xs}, and does not reconstruct the "
+                "input; there is no bottleneck to report.")
+        if hints is not None and (hints.encoder_modules or hints.decoder_modules):
+            parts = " / ".join(", ".join(f"`{m}`" for m in p)
+                               for p in (hints.encoder_modules, hints.decoder_modules) if p)
+            notes.append(f"The model's {parts} modules map one sequence to another: an encoder-decoder, and their "
+                         "names do not make it an autoencoder.")
+    else:
+        text = (f"Not an autoencoder: the output {ys} does not reconstruct the input {xs}, and no representation on "
+                f"its data path is narrower than the input ({in_size:,} values per sample): there is no bottleneck "
+                "to report.")
+        if hints is not None and hints.decoder_modules:
+            notes.append(f"A module named like a decoder ({', '.join(f'`{m}`' for m in hints.decoder_modules)}) "
+                         "does not make an autoencoder: the output is not the input.")
+    return Bottleneck(layer="", shape=[], per_sample=0, per_position=None, compression_ratio=0.0,
+                      compression_ratio_per_position=None, verdict=text, notes=notes, is_autoencoder=False,
+                      latent_source="none", path=[], encoder=[], decoder=[], type="", input_shape=list(x.shape),
+                      input_per_sample=in_size, batch=flow.batch)
 
 
 def _name(flow: DataFlow, vid: int) -> str:
@@ -340,7 +406,13 @@ def _structure_notes(flow: DataFlow, spine: list[int], per_position: Any, word: 
         width = f"{pp:,} per {word}" if pp is not None else f"{flow.per_sample(start) or 0:,} per sample"
         items.append((start, run, after, width))
     notes = identity_notes(flow, items)
-    moves = [u for v in spine[1:] if (u := flow.producer_unit(v)) is not None and u.is_move]
+    steps = [u for v in spine[1:] if (u := flow.producer_unit(v)) is not None and u.is_move]
+    moves = [u for u in steps if not u.straight_through]
+    ste = [u for u in steps if u.straight_through and u.base in ("add", "radd")]
+    if ste:
+        listed = listing([f"{u.name} ({u.call.type})" for u in ste])
+        notes.append(f"{listed}: a straight-through estimator, z + (z_q - z).detach(). Its value is the quantised "
+                     "z_q and z only receives z_q's gradient: not a skip connection.")
     if moves:
         listed = listing([f"{u.name} ({u.call.type})" for u in moves])
         notes.append(f"Rearrangements on the path keep the size and compress nothing: {listed}.")

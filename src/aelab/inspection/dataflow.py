@@ -18,7 +18,7 @@ from aelab.trace.records import CallEvent, Trace
 #: rearrange without changing a single value: not layers that compress or widen anything
 MOVE = frozenset({"transpose", "permute", "view", "reshape", "flatten", "unflatten", "contiguous", "squeeze",
                   "unsqueeze", "t", "mt", "movedim", "moveaxis", "swapaxes", "swapdims", "view_as", "reshape_as",
-                  "identity", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type_as"})
+                  "identity", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type_as", "type"})
 #: copy values (more numbers, no more information)
 COPY = frozenset({"expand", "expand_as", "repeat", "tile", "broadcast_to", "broadcast_tensors", "repeat_interleave"})
 #: read a part
@@ -86,6 +86,7 @@ class Unit:
     outputs: list[int]
     weighted: bool = False
     children: tuple[str, ...] = ()  # base names of the functions a leaf module called
+    straight_through: bool = False  # `z + (z_q - z).detach()`: its value is z_q's; z only gets the gradient
 
     @property
     def name(self) -> str:
@@ -93,8 +94,9 @@ class Unit:
 
     @property
     def is_move(self) -> bool:
-        """A pure rearrangement: a movement function, or a leaf module that only calls movement functions."""
-        if self.base in MOVE:
+        """A pure rearrangement: a movement function, a straight-through estimator (it hands on the value it
+        estimates), or a leaf module that only calls movement functions."""
+        if self.base in MOVE or self.straight_through:
             return True
         return self.call.kind == "module" and not self.weighted and bool(self.children) and all(
             c in MOVE for c in self.children)
@@ -120,6 +122,7 @@ class DataFlow:
         self.values: list[Value] = []
         self.units: list[Unit] = []
         self._build()
+        self._straight_through()
         self.batch = trace.inputs[0].shape[0] if trace.inputs and trace.inputs[0].shape else 1
         self.x: int | None = None
         self.from_x: set[int] = set()
@@ -174,6 +177,26 @@ class DataFlow:
             self.units.append(Unit(index, call, base, inputs, outputs, weighted, children))
         self._current = current
 
+    def _straight_through(self) -> None:
+        """A straight-through estimator `z + (z_q - z).detach()` equals z_q: its forward value does not depend
+        on z (z only receives z_q's gradient), so z's edges into it carry no data. Without this a VQ-VAE's z
+        looks like a skip connection around the quantiser."""
+        for unit in self.units:
+            if unit.base not in ("add", "radd") or len(unit.inputs) != 2:
+                continue
+            for z, d in (unit.inputs, unit.inputs[::-1]):
+                detach = self.producer_unit(d)
+                if detach is None or detach.base != "detach" or len(detach.inputs) != 1:
+                    continue
+                sub = self.producer_unit(detach.inputs[0])
+                if sub is None or sub.base != "sub" or len(sub.inputs) != 2 or sub.inputs[1] != z:
+                    continue
+                for reader in (unit, sub):
+                    reader.inputs.remove(z)
+                    self.values[z].consumers.remove(reader.index)
+                    reader.straight_through = True
+                break
+
     def _new_value(self, tid: int, shape: tuple[int, ...], dtype: str, producer: int | None) -> int:
         self.values.append(Value(len(self.values), tid, tuple(shape), dtype, producer))
         return len(self.values) - 1
@@ -202,8 +225,11 @@ class DataFlow:
         outs = [self._current[t.tid] for t in self.trace.outputs if t.tid in self._current]
         outs = [v for v in outs if v in self.from_x and v != self.x]
         x = self.values[self.x]
+        # an output another output is computed from is an intermediate the model also returns (an encoder's
+        # last state beside a decoder's logits), not a reconstruction, even when its size matches the input's
+        final = [v for v in outs if not any(v in self.upstream(o) for o in outs if o != v)]
         for same in (lambda v: v.shape == x.shape, lambda v: v.numel == x.numel):
-            for v in outs:
+            for v in final:
                 if same(self.values[v]):
                     return v
         return outs[0] if outs else None

@@ -39,11 +39,19 @@ def _rows(b: Bottleneck) -> list[tuple[Representation, int]]:
     return shown
 
 
-_SOURCE = {"sample": "the sampling step", "attribute": "the model's encoder/decoder", "narrowest": "width"}
+_SOURCE = {"method": "the model's encode()/decode()", "sample": "the sampling step",
+           "attribute": "the model's encoder/decoder", "narrowest": "width"}
 
 
 def bottleneck_lines(b: Bottleneck) -> list[str]:
     """The verdict, the latent and its sizes, the encoder/decoder split, the widths along the path, the notes."""
+    if b.latent_source == "none":
+        lines = ["Bottleneck: none", *_wrap(b.verdict, "  ", "  ")]
+        if b.notes:
+            lines.append("Notes:")
+            for note in b.notes:
+                lines += _wrap(note, "  - ", "    ")
+        return lines
     pos_word = b.position_word
     per = f", {b.per_position:,} per {pos_word or 'position'}" if b.per_position is not None else ""
     ratio = f"compression {ratio_text(b.compression_ratio)}x"
