@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from safety_helpers import MODELS, TRAIN
+from safety.helpers import MODELS, TRAIN
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "COLUMNS": "160",

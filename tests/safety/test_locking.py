@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from safety_helpers import TRAIN
+from safety.helpers import TRAIN
 
 SLOW = ("train", "--kind", "dense", "--data", "digits", "--latent", "4", "--hidden", "16", "--epochs", "40",
         "--batch-size", "32", "--seed", "1", "-q")

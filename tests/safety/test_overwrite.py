@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from safety_helpers import TRAIN
+from safety.helpers import TRAIN
 
 NET = ("m.py:Net", "--input", "2x8")
 

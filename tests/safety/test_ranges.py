@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from safety_helpers import TRAIN
+from safety.helpers import TRAIN
 
 RUN = "{run}"
 
