@@ -24,7 +24,14 @@ class ModelError(AelabError):
     exit_code = 1
 
 
+class Interrupted(AelabError):
+    """Ctrl-C: the message says what was kept and how to continue (exit 130, the shell's code for SIGINT)."""
+
+    exit_code = 130
+
+
 EXIT_OK = 0
 EXIT_MODEL = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130

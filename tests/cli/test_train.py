@@ -80,7 +80,7 @@ def test_more_bad_input_in_process(cli, trained: Path, tmp_path: Path) -> None: 
         (["train", "--kind", "dense", "--data", "digits", "--channels", "8", "--out", str(tmp_path / "x")],
          "unknown option 'channels' for kind 'dense'"),
         (["train", "--resume", str(trained), "--lr", "0.1"], "drop --lr"),
-        (["train", "--kind", "dense", "--data", "digits", "--latent", "0"], "--latent must be at least 1"),
+        (["train", "--kind", "dense", "--data", "digits", "--latent", "0"], "'--latent': 0 is not in the range x>=1"),
         (["train", "--kind", "dense", "--data", "shuttle", "--likelihood", "bernoulli", "--out", str(tmp_path / "y")],
          "likelihood bernoulli needs data in [0, 1]"),
         (["train", "--kind", "dense", "--data", "digits", "--normal-class", "42", "--out", str(tmp_path / "z")],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +21,29 @@ def _strict(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_an_empty_checksum_record_is_corruption_not_skip(aelab, run_copy: Path) -> None:
-    ckpts = sorted((run_copy / "checkpoints").glob("epoch-*"))
-    assert [p.name for p in ckpts] == ["epoch-0001", "epoch-0002"]
-    newest = ckpts[-1]
-    state = json.loads((newest / "state.json").read_text())
+def _empty_record_and_nan_weights(ckpt: Path) -> None:
+    state = json.loads((ckpt / "state.json").read_text())
     state["sha256"] = {}
-    (newest / "state.json").write_text(json.dumps(state))
-    weights = load_file(newest / "model.safetensors")
-    save_file({k: torch.full_like(v, float("nan")) for k, v in weights.items()}, newest / "model.safetensors")
-    r = aelab("train", "--resume", run_copy, "--epochs", "3", "-q")
+    (ckpt / "state.json").write_text(json.dumps(state))
+    weights = load_file(ckpt / "model.safetensors")
+    save_file({k: torch.full_like(v, float("nan")) for k, v in weights.items()}, ckpt / "model.safetensors")
+
+
+def test_an_empty_checksum_record_is_corruption_not_skip(aelab, trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    ckpts = sorted((run / "checkpoints").glob("epoch-*"))
+    assert [p.name for p in ckpts] == ["epoch-0001", "epoch-0002"]
+    _empty_record_and_nan_weights(ckpts[-1])
+    r = aelab("train", "--resume", run, "--epochs", "3", "-q")
     assert r.returncode == 0, r.stderr  # the damaged epoch 2 is not used: epoch 1 is, and the run says so
     assert "epoch-0002" in r.stderr and "epoch 1" in r.stderr and "--lr" not in r.stderr, r.stderr
     # with no older checkpoint to fall back to, the same damage is an error naming the file
-    for old in ckpts[:-1]:
-        import shutil
-
-        shutil.rmtree(old)
-    (newest / "state.json").write_text(json.dumps(state))
-    r = aelab("train", "--resume", run_copy, "--epochs", "4", "-q")
+    alone = tmp_path / "alone"
+    shutil.copytree(trained_run, alone)
+    shutil.rmtree(alone / "checkpoints" / "epoch-0001")
+    _empty_record_and_nan_weights(alone / "checkpoints" / "epoch-0002")
+    r = aelab("train", "--resume", alone, "--epochs", "3", "-q")
     assert r.returncode == 2, r.stderr
     assert "state.json" in r.line and "--lr" not in r.line
 

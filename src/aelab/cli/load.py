@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from aelab.errors import UsageError
+from aelab.errors import AelabError, UsageError
+from aelab.io import user_code
 from aelab.trace.inputs import InputSpec, parse_shape
 
 
@@ -76,7 +77,11 @@ def _load_module(source: str) -> Any:
         sys.modules[mod_name] = module
         sys.path.insert(0, str(path.parent.resolve()))
         try:
-            spec.loader.exec_module(module)
+            with user_code("imported"):
+                spec.loader.exec_module(module)
+        except AelabError:
+            del sys.modules[mod_name]
+            raise
         except Exception as exc:
             del sys.modules[mod_name]
             raise UsageError(f"importing {source} failed: {type(exc).__name__}: {exc}") from exc
@@ -124,9 +129,9 @@ def build_model(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: s
     except ValueError:
         pass  # builtins without a signature: let the call decide
     try:
-        with _maybe_device(device):
+        with user_code("constructed"), _maybe_device(device):
             model = factory(**kwargs)
-    except UsageError:
+    except AelabError:
         raise
     except Exception as exc:
         raise UsageError(f"constructing {spec} raised {type(exc).__name__}: {exc}") from exc

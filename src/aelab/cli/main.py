@@ -7,14 +7,18 @@ Exit codes: 0 ok, 1 the user's model is wrong, 2 bad usage or bad input, 3 a bug
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
+import re
 import sys
+import warnings
 from typing import Any
 
 import click
 
-from aelab.errors import EXIT_INTERNAL, EXIT_USAGE, AelabError
+from aelab.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, AelabError
 
 #: verb name -> (module under aelab.cli.verbs, one-line help). A new verb is one entry here.
 VERBS: dict[str, tuple[str, str]] = {
@@ -71,35 +75,80 @@ def cli() -> None:
     """aelab: see PyTorch networks; build, train and judge autoencoders.
 
     FLOPs count a multiply-add as 2, as torch.utils.flop_counter does.
-    Exit codes: 0 ok, 1 the model is wrong, 2 bad usage or input, 3 a bug in aelab.
+    Exit codes: 0 ok, 1 the model is wrong, 2 bad usage or input, 3 a bug in aelab, 130 interrupted.
     """
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Run the CLI; turn every expected failure into one line on stderr and an exit code."""
+    """Run the CLI and exit with its code (see `run`)."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; every failure becomes one line on stderr and an exit code.
+
+    0 ok; 1 the user's model is wrong (a sys.exit inside it included); 2 bad usage, bad input, files,
+    disk, memory or environment; 130 Ctrl-C (click's own main would turn it into Abort, so the
+    command is invoked here directly); 3 only for what can only be a bug in aelab.
+    """
+    _quiet_warnings()
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rv = cli.main(args=argv, prog_name="aelab", standalone_mode=False)
+        with cli.make_context("aelab", args) as ctx:
+            rv = cli.invoke(ctx)
+        return rv if isinstance(rv, int) else 0
     except AelabError as exc:
-        click.echo(f"aelab: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return _fail(str(exc), exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.Abort:
-        click.echo("aelab: aborted", err=True)
-        sys.exit(EXIT_USAGE)
+        return _fail("aborted", EXIT_USAGE)
     except click.ClickException as exc:
-        click.echo(f"aelab: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USAGE)
+        return _fail(exc.format_message(), EXIT_USAGE)
     except KeyboardInterrupt:
-        click.echo("aelab: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug in aelab: still one line unless asked for more
-        if os.environ.get("AELAB_DEBUG"):
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except SystemExit as exc:  # aelab itself never calls sys.exit below here: this is the model's
+        return _fail(f"the model called sys.exit({exc.code!r}) while being run", EXIT_MODEL)
+    except Exception as exc:
+        line = _environment(exc)
+        if line is not None:
+            return _fail(line, EXIT_USAGE)
+        if os.environ.get("AELAB_DEBUG"):  # a bug in aelab: still one line unless asked for more
             raise
-        click.echo(f"aelab: internal error: {type(exc).__name__}: {exc} (AELAB_DEBUG=1 shows the traceback)",
-                   err=True)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return _fail(f"internal error: {type(exc).__name__}: {_first_line(exc)} (AELAB_DEBUG=1 shows the "
+                     "traceback)", EXIT_INTERNAL)
+
+
+def _fail(line: str, code: int) -> int:
+    with contextlib.suppress(OSError):
+        click.echo(f"aelab: {line}", err=True)
+    return code
+
+
+def _first_line(exc: BaseException) -> str:
+    """The message without the C++ frames torch appends to its errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _environment(exc: Exception) -> str | None:
+    """One line for a failure of the machine rather than of aelab: memory, files, disk; else None."""
+    text = _first_line(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or type(exc).__name__ == "OutOfMemoryError":
+        asked = re.search(r"allocate (\d+) bytes", text)
+        size = f" ({int(asked.group(1)) / 1e9:,.1f} GB asked for)" if asked else ""
+        return f"not enough memory for the sizes given{size}; choose smaller sizes"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EPIPE:
+            return "the output pipe was closed"
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or text}"
+    return None
+
+
+def _quiet_warnings() -> None:
+    """Noise that says nothing to the user: a font without glyphs for a CJK name draws boxes, not 12 lines."""
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from (current )?font")
 
 
 if __name__ == "__main__":

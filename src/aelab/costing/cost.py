@@ -47,7 +47,8 @@ def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (),
     With `trainable` globs, exactly the matching parameters train; without, the current flags stay.
     `freeze` globs then turn matching parameters off. `aliases` gives a tied parameter's other names
     (`lm_head.weight` for `embed.weight`): a glob matching any of them matches the parameter.
-    A glob that matches no parameter is a UsageError.
+    A glob that matches no parameter, and a --trainable glob whose every parameter --freeze turns off,
+    are UsageErrors.
     """
     names = list(current)
     known = {n: [n, *(aliases or {}).get(n, ())] for n in names}
@@ -68,6 +69,10 @@ def choose_trainable(current: Mapping[str, bool], trainable: Sequence[str] = (),
     for n in names:
         if any(hit(n, g) for g in freeze):
             flags[n] = False
+    for g in trainable:  # overlapping globs carve exceptions; a --trainable glob frozen whole is a contradiction
+        if not any(flags[n] for n in names if hit(n, g)):
+            raise UsageError(f"--trainable {g!r}: --freeze {', '.join(map(repr, freeze))} freezes every parameter it "
+                             "matches; drop one of them, or narrow the --freeze glob")
     return flags
 
 

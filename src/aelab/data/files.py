@@ -90,6 +90,8 @@ def _from_array(path: Path, name: str, x: np.ndarray, y: np.ndarray | None, skip
         raise UsageError(f"{path}: no rows (array shape {tuple(x.shape)})")
     if x.ndim == 1:
         x = x.reshape(-1, 1)
+    if x[0].size == 0:
+        raise UsageError(f"{path}: rows of shape {tuple(x.shape[1:])} hold no values (array shape {tuple(x.shape)})")
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     if x.dtype.kind not in "fiub":
@@ -103,7 +105,7 @@ def _from_array(path: Path, name: str, x: np.ndarray, y: np.ndarray | None, skip
     if y is not None:
         if len(y) != len(x):
             raise UsageError(f"{path}: {len(y)} labels for {len(x)} rows")
-        labels = torch.from_numpy(np.asarray(y).astype(np.int64))
+        labels = torch.from_numpy(_integer_labels(path, np.asarray(y)))
     valid = np.flatnonzero(ok)
     split = fixed_split(len(valid))
     parts = {k: torch.from_numpy(valid)[v] for k, v in split.items()}
@@ -132,15 +134,34 @@ def _npy(path: Path, opts: dict[str, Any], skip_bad: bool) -> Dataset:
     return _from_array(path, path.name, x, y, skip_bad)
 
 
+def _integer_labels(path: Path, y: np.ndarray) -> np.ndarray:
+    """Labels as int64; whole numbers stored as floats are fine, anything else is refused, not truncated."""
+    if y.dtype.kind in "iub":
+        return y.astype(np.int64)
+    flat = y.reshape(-1)
+    if y.dtype.kind != "f":
+        raise UsageError(f"{path}: labels must be integers (class numbers), not {y.dtype}")
+    whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) < 2**62)
+    if not bool(whole.all()):
+        raise UsageError(f"{path}: labels must be integers (class numbers); found {flat[~whole][0]}")
+    return y.astype(np.int64)
+
+
 def _labels_file(value: Any) -> np.ndarray | None:
     if value is None:
         return None
     p = Path(str(value))
     if not p.is_file():
         raise UsageError(f"labels file not found: {p}")
-    if p.suffix == ".npy":
-        return np.asarray(np.load(p, allow_pickle=False)).reshape(-1)
-    return np.loadtxt(p, delimiter=",", ndmin=1)
+    try:
+        if p.suffix == ".npy":
+            y = np.asarray(np.load(p, allow_pickle=False)).reshape(-1)
+        else:
+            y = np.loadtxt(p, delimiter=",", ndmin=1)
+    except (ValueError, OSError, UnicodeDecodeError, EOFError) as exc:
+        raise UsageError(f"{p}: not a labels file (give a .npy array or a text file with one number per "
+                         f"line): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    return _integer_labels(p, y)
 
 
 def _npz(path: Path, opts: dict[str, Any], skip_bad: bool) -> Dataset:
@@ -206,7 +227,7 @@ def _csv(path: Path, opts: dict[str, Any], skip_bad: bool) -> Dataset:
         if not np.isfinite(y_raw).all():
             bad = [keep[i] + first_line for i in np.flatnonzero(~np.isfinite(y_raw))[:5]]
             raise UsageError(f"{path}: the label column has empty or non-numeric cells (lines {bad})")
-        y = y_raw.astype(np.int64)
+        y = _integer_labels(path, y_raw)
     ok = np.isfinite(table).all(axis=1)
     bad_lines = [f"line {keep[i] + first_line}" for i in np.flatnonzero(~ok)[:5]]
     _check(path, [Problem("rows contain NaN, inf or non-numbers", int((~ok).sum()), bad_lines)], skip_bad, notes)

@@ -14,6 +14,7 @@ from aelab.data.records import Dataset
 from aelab.errors import UsageError
 from aelab.evaluation.metrics import LIKELIHOOD_METRICS, METRICS
 from aelab.evaluation.nll import importance_sampled
+from aelab.io import finite_json
 from aelab.models.kind import Capability
 from aelab.training.rundir import LoadedRun
 
@@ -53,11 +54,16 @@ class Evaluation:
     nll_samples: int = 0
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def non_finite(self) -> list[str]:
+        """The metrics whose mean or a per-class mean is NaN or inf (JSON null in `to_dict`)."""
+        return [m.name for m in self.metrics if finite_json([m.mean, m.per_class])[1]]
+
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "data": self.data, "part": self.part, "rows": self.rows,
-                "nll_samples": self.nll_samples, "notes": self.notes,
-                "metrics": {m.name: {"mean": m.mean, "unit": m.unit, "better": m.better, "rows": m.rows,
-                                     "doc": m.doc, "per_class": m.per_class} for m in self.metrics}}
+                "nll_samples": self.nll_samples, "notes": self.notes, "non_finite": self.non_finite,
+                "metrics": finite_json({m.name: {"mean": m.mean, "unit": m.unit, "better": m.better, "rows": m.rows,
+                                                 "doc": m.doc, "per_class": m.per_class} for m in self.metrics})[0]}
 
 
 def run_dataset(run: LoadedRun) -> Dataset:

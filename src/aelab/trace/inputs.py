@@ -5,6 +5,7 @@ Every parse error is a `UsageError` with one sentence that says what was wrong a
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -65,4 +66,6 @@ def parse_shape(text: str) -> InputSpec:
     dims = tuple(int(d) for d in re.split(r"[x×,*]", text.replace(" ", "")))
     if any(d <= 0 for d in dims):
         raise UsageError(f"input {raw!r}: every size must be at least 1")
+    if math.prod(dims) > 2**63 - 1:  # torch counts elements in int64
+        raise UsageError(f"input {raw!r}: {math.prod(dims):,} elements do not fit in int64; give smaller sizes")
     return InputSpec(dims, dtype, name)

@@ -155,6 +155,8 @@ class State:
     def record_error(self, exc: BaseException, *, op: str | None = None, op_inputs: tuple[TensorInfo, ...] = (),
                      function: str | None = None, function_inputs: tuple[TensorInfo, ...] = (),
                      stack: tuple[int, ...] | None = None) -> None:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # Ctrl-C and the model's exit are not shape errors
+            raise exc
         if self.error is not None and self.error.message == str(exc):
             # the same exception bubbling up: fill in what the inner level did not know
             if function and not self.error.function:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,7 @@ class TrainConfig:
             (self.latent >= 1, f"--latent must be at least 1, got {self.latent}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
@@ -81,8 +82,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        """The config stored in a run folder, checked field by field (a hand-edited file says what is wrong)."""
+        if not isinstance(d, dict):
+            raise UsageError("the training config is not a JSON object")
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
         if unknown:
             raise UsageError(f"training config has unknown fields: {', '.join(unknown)}")
-        return cls(**d)
+        for name, value in d.items():
+            allowed = _JSON_TYPES.get(fields[name], (object,))
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise UsageError(f"training config field {name!r} is {value!r}, not {fields[name]}")
+        config = cls(**d)
+        config.validate()
+        return config
+
+
+#: the annotation of each TrainConfig field -> the JSON values it takes
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "dict[str, Any]": (dict,),
+    "int | None": (int, type(None)),
+}

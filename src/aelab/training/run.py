@@ -7,6 +7,7 @@ and the shuffling generator; every RNG state is checkpointed at the end of each 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aelab import data as datamod
-from aelab.errors import UsageError
+from aelab.errors import Interrupted, UsageError
 from aelab.models.base import KLControl
 from aelab.training import rng
 from aelab.training.checkpoint import (
     Checkpoint,
     atomic_write,
     atomic_write_json,
+    complete_checkpoints,
     latest_checkpoint,
     load_into,
     remove_partial,
@@ -31,6 +33,7 @@ from aelab.training.checkpoint import (
 )
 from aelab.training.config import TrainConfig
 from aelab.training.distributed import World, barrier, gather_digests, gather_text, setup, teardown, wrap
+from aelab.training.lock import run_lock
 from aelab.training.loop import Diverged, EpochStats, LossModule, train_epoch, validate
 from aelab.training.progress import TrainProgress
 from aelab.training.rows import Rows, split_rows
@@ -113,10 +116,24 @@ def train(run_dir: Path, config: TrainConfig | None = None, epochs: int | None =
     chosen = info.train if info is not None else config
     assert chosen is not None
     world = setup(chosen.device)
-    try:
-        return _train(chosen, info, run_dir, epochs, quiet, world, stop_after, net)
+    try:  # rank 0 writes the files, so it holds the folder's lock for the whole run
+        with run_lock(run_dir, new=info is None) if world.main else contextlib.nullcontext():
+            try:
+                return _train(chosen, info, run_dir, epochs, quiet, world, stop_after, net)
+            except KeyboardInterrupt:
+                raise Interrupted(_interrupted(run_dir, world)) from None
     finally:
         teardown(world)
+
+
+def _interrupted(run_dir: Path, world: World) -> str:
+    """What Ctrl-C leaves: the newest complete checkpoint stays (saves finish first), the rest is dropped."""
+    if world.main:
+        remove_partial(run_dir)
+    found = complete_checkpoints(run_dir)
+    kept = f"the run keeps epoch {int(found[-1].name[6:])} ({found[-1]})" if found else \
+        "no epoch had finished, so no epoch is kept"
+    return f"interrupted: {kept}; continue it with: aelab train --resume {run_dir}"
 
 
 @dataclass

@@ -17,8 +17,9 @@ from aelab.data.records import Normalizer
 from aelab.errors import UsageError
 from aelab.training.checkpoint import (
     atomic_write_json,
-    complete_checkpoints,
+    check_finite,
     load_into,
+    newest_state,
     read_json,
     read_weights,
 )
@@ -52,6 +53,8 @@ class RunInfo:
                        Normalizer.from_dict(d["normalizer"]), dict(d.get("data", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where} is corrupt: {type(exc).__name__}: {exc}") from exc
+        except UsageError as exc:
+            raise UsageError(f"{where} is corrupt: {exc}") from exc
 
 
 def write_info(run_dir: Path, info: RunInfo) -> None:
@@ -101,14 +104,12 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
     model = build_model(info, run_dir)
     if not (run_dir / MODEL).is_file():
         raise UsageError(f"{run_dir} has no {MODEL} yet: train it (or resume it) until an epoch ends")
-    load_into(model, read_weights(run_dir / MODEL), run_dir / MODEL)
-    history: list[dict[str, Any]] = []
-    found = complete_checkpoints(run_dir)
-    if found:  # only the history: the checkpoint's weights and optimizer state are not needed here
-        state = read_json(found[-1] / "state.json")
-        if not isinstance(state, dict):
-            raise UsageError(f"{found[-1] / 'state.json'} is corrupt: not a JSON object")
-        history = list(state.get("history", []))
+    weights = read_weights(run_dir / MODEL)  # checked against its recorded SHA-256
+    check_finite(weights, run_dir / MODEL)  # broken weights are said as such, before any metric
+    load_into(model, weights, run_dir / MODEL)
+    # only the history: the checkpoint's weights and optimizer state are not needed here
+    state = newest_state(run_dir)
+    history: list[dict[str, Any]] = list(state.get("history", [])) if state else []
     dev = torch.device(device)
     model.to(dev).eval()
     return LoadedRun(run_dir, info, model, history, dev)

@@ -15,7 +15,7 @@ import torch
 
 from aelab.cli.load import parse_kwargs
 from aelab.errors import UsageError
-from aelab.io import write_output
+from aelab.io import check_target, write_output
 from aelab.trace.inputs import parse_shape
 
 EPILOG = """\b
@@ -38,14 +38,18 @@ Examples:
 @click.argument("kind", metavar="KIND")
 @click.option("--input", "input_text", required=True, metavar="SHAPE",
               help="Per-sample input shape without the batch dim: 784, 1x28x28, 1x201, 100x201 (seqvae: TxF).")
-@click.option("--latent", required=True, type=int, metavar="N", help="Size of the code (per time step for seqvae).")
+@click.option("--latent", required=True, type=click.IntRange(min=1), metavar="N",
+              help="Size of the code (per time step for seqvae).")
 @click.option("--option", "-o", "options", multiple=True, metavar="K=V",
               help="A kind option, e.g. channels=[32,64] or likelihood=bernoulli; repeat for more.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the model as a standalone PyTorch file (imports only torch).")
+              help="Also write the model as a standalone PyTorch file (imports only torch); an existing file "
+                   "needs --force.")
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: what was built, its inspection and the --out file as one document (docs/json.md).")
-def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], out: Path | None, fmt: str) -> None:
+def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], out: Path | None, force: bool,
+            fmt: str) -> None:
     """Build an autoencoder whose decoder reproduces the input shape exactly.
 
     KIND is one of: dense, conv, dense-vae, conv-vae, seqvae, linear.
@@ -54,6 +58,8 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
     if spec.name is not None or spec.dtype != torch.float32:  # the model is float32; a dtype would be ignored
         raise UsageError(f"--input {input_text!r}: give only a shape, e.g. 1x28x28")
     kwargs = parse_kwargs(options)
+    if out is not None:
+        check_target(out, force)
 
     from aelab.inspection.report import inspect
     from aelab.models import build
@@ -67,7 +73,7 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
     if out is not None:
         source = render_source(model)
         compile(source, str(out), "exec")  # never write a file that would not import
-        write_output(source, str(out))
+        write_output(source, out, force)
     if fmt == "json":
         from aelab.render.jsonout import report_dict
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from aelab.cli.ranges import POSITIVE, SEED
 from aelab.cli.verbs.evaluate import evaluate_run
 from aelab.training import TrainConfig, train
 from aelab.training.rundir import CONFIG
@@ -15,9 +16,9 @@ from aelab.training.rundir import CONFIG
 @click.command(name="demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run folder; an unfinished demo there is resumed, a finished one re-evaluated.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--limit", type=int, default=30_000, show_default=True, help="Training rows (of 60,000).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=POSITIVE, default=10, show_default=True)
+@click.option("--limit", type=POSITIVE, default=30_000, show_default=True, help="Training rows (of 60,000).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or epoch lines.")
 def command(out: Path, epochs: int, limit: int, seed: int, quiet: bool) -> None:
     """A conv autoencoder (channels 16, 32; latent 16) on Fashion-MNIST: about a minute or two on 2 CPU cores."""

@@ -8,11 +8,12 @@ import click
 import torch
 
 from aelab.cli.load import parse_kwargs
+from aelab.cli.ranges import POSITIVE, SEED
 from aelab.data import SOURCES, load
+from aelab.errors import UsageError
 from aelab.evaluation import SCORES, csv_text, detect, eval_rows
-from aelab.io import write_output
+from aelab.io import check_target, json_bytes, write_file, write_output
 from aelab.training import load_run
-from aelab.training.checkpoint import atomic_write_json
 from aelab.training.distributed import pick_device
 
 
@@ -25,16 +26,20 @@ from aelab.training.distributed import pick_device
               help="auto: the held-out test rows of the run's own data set, every row of other data.")
 @click.option("--score", type=click.Choice(["auto", *SCORES]), default="auto", show_default=True,
               help="recon: reconstruction MSE; elbo: negative ELBO (VAEs); auto: elbo for VAEs.")
-@click.option("--samples", type=int, default=10, show_default=True, help="Posterior draws per row for --score elbo.")
+@click.option("--samples", type=POSITIVE, default=10, show_default=True,
+              help="Posterior draws per row for --score elbo.")
 @click.option("--normal-class", type=int, default=None,
               help="The label of normal rows (default: the run's --normal-class, or 0/1 labels as given).")
 @click.option("--skip-bad", is_flag=True, help="Leave out NaN/inf rows instead of stopping.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV path (default RUN/scores.csv).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="CSV path, the summary beside it as .json (default RUN/scores.csv); existing files need --force.")
+@click.option("--force", is_flag=True, help="Replace the --out CSV and its .json if they exist.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, score: str, samples: int,
-            normal_class: int | None, skip_bad: bool, out: Path | None, device: str, seed: int) -> None:
+            normal_class: int | None, skip_bad: bool, out: Path | None, force: bool, device: str, seed: int) -> None:
     """Score rows by how badly the run's model explains them (higher = more anomalous)."""
+    csv_path, json_path = _outputs(run, out, force)
     loaded = load_run(run, pick_device(device))
     own = data is None or data == loaded.info.train.data
     name = loaded.info.train.data if data is None else data
@@ -45,13 +50,24 @@ def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, s
     rows = eval_rows(ds, part, None)
     torch.manual_seed(seed)
     det = detect(loaded, ds, rows, score, samples, normal_class)
-    out = out or run / "scores.csv"
-    write_output(csv_text(det), str(out))
-    summary = det.summary() | {"data": name, "part": part, "csv": str(out)}
-    atomic_write_json(out.with_suffix(".json"), summary)
-    click.echo(f"{len(rows):,} rows of {ds.name} ({part}) scored by {SCORES[det.score][2]}: {out}")
+    write_output(csv_text(det), csv_path, force=force or out is None)
+    summary = det.summary() | {"data": name, "part": part, "csv": str(csv_path)}
+    write_file(json_path, json_bytes(summary), force=force or out is None)
+    click.echo(f"{len(rows):,} rows of {ds.name} ({part}) scored by {SCORES[det.score][2]}: {csv_path}")
     if det.auroc is not None and det.aupr is not None and det.anomaly is not None:
         click.echo(f"AUROC {det.auroc:.4f}  AUPR {det.aupr:.4f}  ({int(det.anomaly.sum()):,} anomalies; "
                    f"{det.normal})")
     else:
         click.echo(f"no AUROC: {det.normal}")
+
+
+def _outputs(run: Path, out: Path | None, force: bool) -> tuple[Path, Path]:
+    """The CSV and JSON paths, from one stem so they never collide; both checked before any work.
+    The run folder's own scores.csv/.json are replaced; files the user named need --force."""
+    if out is not None and out.suffix.lower() not in ("", ".csv"):
+        raise UsageError(f"--out {out}: give a .csv path (the summary is written beside it as .json)")
+    stem = (out or run / "scores.csv").with_suffix("")
+    paths = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".json")
+    for path in paths:
+        check_target(path, force or out is None)
+    return paths

@@ -4,10 +4,12 @@ was found (fixed in the report or not), 2 for bad usage."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from aelab.cli.load import load_model
-from aelab.io import write_output
+from aelab.io import check_target, user_code, write_output
 
 
 @click.command(name="doctor")
@@ -17,14 +19,15 @@ from aelab.io import write_output
                    "keyword input.")
 @click.option("--arg", "args", multiple=True, help="Constructor argument k=v (v is a Python literal).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("--out", default=None, help="Write the report to this file instead of stdout.")
+@click.option("--out", default=None, help="Write the report to this file (an existing one needs --force).")
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--max-fixes", type=click.IntRange(min=0), default=8, show_default=True,
               help="Stop after this many fixes.")
 @click.option("--device", type=click.Choice(["meta", "cpu"]), default="meta", show_default=True,
               help="Where to construct the model: meta allocates no weights.")
 @click.pass_context
 def command(ctx: click.Context, spec: str, inputs: tuple[str, ...], args: tuple[str, ...], fmt: str,
-            out: str | None, max_fixes: int, device: str) -> None:
+            out: str | None, max_fixes: int, device: str, force: bool) -> None:
     """Find the layer a shape error comes from and the number to use.
 
     For each problem: the layer, what it got and what it expects, the fix as a line of code with its
@@ -36,7 +39,11 @@ def command(ctx: click.Context, spec: str, inputs: tuple[str, ...], args: tuple[
     from aelab.doctor.diagnose import diagnose
     from aelab.render.doctor_text import render_json, render_text
 
-    loaded = load_model(spec, inputs, args, device)
-    diagnosis = diagnose(loaded.model, *loaded.positional, max_fixes=max_fixes, name=loaded.name, **loaded.keyword)
-    write_output(render_json(diagnosis) if fmt == "json" else render_text(diagnosis), out)
+    if out is not None:
+        check_target(Path(out), force)
+    with user_code():
+        loaded = load_model(spec, inputs, args, device)
+        diagnosis = diagnose(loaded.model, *loaded.positional, max_fixes=max_fixes, name=loaded.name,
+                             **loaded.keyword)
+    write_output(render_json(diagnosis) if fmt == "json" else render_text(diagnosis), out, force)
     ctx.exit(diagnosis.exit_code)

@@ -9,24 +9,25 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from aelab.cli.ranges import COUNT, POSITIVE, SEED
 from aelab.evaluation import Evaluation, eval_rows, evaluate, run_dataset
 from aelab.evaluation.pictures import draw_all
+from aelab.io import atomic_write_json
 from aelab.training import load_run
-from aelab.training.checkpoint import atomic_write_json
 from aelab.training.distributed import pick_device
 
 
 @click.command(name="evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--nll-samples", type=int, default=1000, show_default=True,
+@click.option("--nll-samples", type=COUNT, default=1000, show_default=True,
               help="Importance samples K per row for the NLL of a VAE (0: skip ELBO and NLL).")
-@click.option("--nll-rows", type=int, default=500, show_default=True,
+@click.option("--nll-rows", type=POSITIVE, default=500, show_default=True,
               help="Rows the NLL and ELBO are estimated on (the first of the evaluated rows).")
 @click.option("--part", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Which rows of the run's data to evaluate.")
-@click.option("--limit", type=int, default=None, help="Evaluate at most this many rows.")
+@click.option("--limit", type=POSITIVE, default=None, help="Evaluate at most this many rows.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the importance samples.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the importance samples.")
 @click.option("--no-plots", is_flag=True, help="Only the numbers, no pictures.")
 def command(run: Path, nll_samples: int, nll_rows: int, part: str, limit: int | None, device: str, seed: int,
             no_plots: bool) -> None:
@@ -35,6 +36,9 @@ def command(run: Path, nll_samples: int, nll_rows: int, part: str, limit: int | 
     result, pictures = evaluate_run(run, pick_device(device), part, limit, nll_samples, nll_rows, seed,
                                     plots=not no_plots)
     _print(result)
+    if result.non_finite:
+        click.echo(f"aelab: note: {', '.join(result.non_finite)} not finite (NaN or inf) on these rows: null in "
+                   "metrics.json", err=True)
     click.echo(f"metrics: {run / 'metrics.json'}")
     for path in pictures:
         click.echo(f"picture: {path}")

@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from aelab.cli.load import load_model
-from aelab.io import write_output
+from aelab.errors import ModelError
+from aelab.io import check_target as check_writable
+from aelab.io import user_code, write_output
 
 
 @click.command(name="inspect")
@@ -19,7 +21,8 @@ from aelab.io import write_output
 @click.option("--arg", "args", multiple=True, help="Constructor argument k=v (v is a Python literal).")
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Show rows down to this depth.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table")
-@click.option("--out", default=None, help="Write to this file instead of stdout.")
+@click.option("--out", default=None, help="Write to this file instead of stdout (an existing file needs --force).")
+@click.option("--force", is_flag=True, help="Replace the --out (and --graph/--hourglass) files if they exist.")
 @click.option("--device", type=click.Choice(["meta", "cpu", "cuda"]), default="meta",
               help="Where to construct the model: meta (default) allocates no weights.")
 @click.option("--bottleneck-only", is_flag=True, help="Only the bottleneck / encoder-decoder section.")
@@ -30,7 +33,7 @@ from aelab.io import write_output
 @click.option("--no-backward", is_flag=True, help="Skip recording backward (faster; no backward FLOPs).")
 def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: int | None, fmt: str,
             out: str | None, device: str, bottleneck_only: bool, explain_rows: bool, graph: str | None,
-            hourglass: str | None, no_backward: bool) -> None:
+            hourglass: str | None, no_backward: bool, force: bool) -> None:
     """Every layer's shapes, parameters and FLOPs, and the bottleneck, without the model's memory.
 
     FLOPs count a multiply-add as 2, as torch.utils.flop_counter does; elementwise,
@@ -42,19 +45,26 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
         from aelab.render.graph import check_target
 
         check_target(Path(graph))  # a missing `dot` or a bad suffix fails before the slow part
-    loaded = load_model(spec, inputs, args, device)
-    report = inspect(loaded.model, *loaded.positional, depth=depth, backward=not no_backward, name=loaded.name,
-                     explain=explain_rows or fmt == "html", **loaded.keyword)
-    if report.trace.error is not None and fmt in ("html", "json"):
-        from aelab.doctor.diagnose import diagnose
+    for path in (out, graph, hourglass):
+        if path:
+            check_writable(Path(path), force)  # an existing file is refused before the slow part
+    with user_code():
+        loaded = load_model(spec, inputs, args, device)
+        report = inspect(loaded.model, *loaded.positional, depth=depth, backward=not no_backward, name=loaded.name,
+                         explain=explain_rows or fmt == "html", **loaded.keyword)
+        if report.trace.error is not None and fmt in ("html", "json"):
+            from aelab.doctor.diagnose import diagnose
 
-        keyword: dict[str, Any] = dict(loaded.keyword)
-        report.diagnosis = diagnose(loaded.model, *loaded.positional, name=loaded.name, **keyword)
+            keyword: dict[str, Any] = dict(loaded.keyword)
+            report.diagnosis = diagnose(loaded.model, *loaded.positional, name=loaded.name, **keyword)
     if bottleneck_only:
         from aelab.render.table import bottleneck_lines
 
         lines = bottleneck_lines(report) or ["No data path from the inputs to the outputs was found."]
-        write_output("\n".join(lines), out)
+        write_output("\n".join(lines), out, force)
+        if report.trace.error is not None:
+            raise ModelError(f"the forward of {loaded.name} failed ({report.trace.error.exc_type}); "
+                             "`aelab doctor` finds the layer")
         return
     if fmt == "json":
         from aelab.render.jsonout import render_json
@@ -70,7 +80,7 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
         from aelab.render.table import render_text
 
         text = render_text(report, color=out is None and sys.stdout.isatty())
-    write_output(text, out)
+    write_output(text, out, force)
     if graph:
         from aelab.render.graph import render_graph
 

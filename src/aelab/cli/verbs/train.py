@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from aelab.cli.load import parse_kwargs
+from aelab.cli.ranges import COUNT, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, Finite
 from aelab.errors import UsageError
 from aelab.models import KINDS
 from aelab.models.config import option_help
@@ -65,36 +66,39 @@ _RESUME_MAY_CHANGE = {"resume", "epochs", "quiet", "stop_after"}
 @click.option("--data", help="Embedded set (see `aelab data list`) or a .npy/.npz/.csv file or a folder.")
 @click.option("--data-opt", multiple=True, metavar="K=V",
               help="Data option: speech/wav frames=, stride=; csv label=; npz key=, label_key=; npy labels=FILE.")
-@click.option("--latent", type=int, default=16, show_default=True, help="Size of the code z.")
-@click.option("--epochs", type=int, default=None, help="Epochs to train (default 10; on --resume: a new total).")
-@click.option("--batch-size", type=int, default=128, show_default=True, help="Global batch (split over ranks).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--latent", type=POSITIVE, default=16, show_default=True, help="Size of the code z.")
+@click.option("--epochs", type=POSITIVE, default=None,
+              help="Epochs to train, at least 1 (default 10); on --resume the new total, at least the epochs done.")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Global batch (split over ranks).")
+@click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True,
               help="Learning-rate schedule over all steps.")
-@click.option("--warmup-epochs", type=int, default=0, show_default=True, help="Linear warm-up length.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+@click.option("--warmup-epochs", type=COUNT, default=0, show_default=True, help="Linear warm-up length.")
+@click.option("--val-fraction", type=Finite(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="Share of the training rows held out for validation (0: none).")
-@click.option("--patience", type=int, default=0, show_default=True,
+@click.option("--patience", type=COUNT, default=0, show_default=True,
               help="Stop after this many epochs without a better validation loss (0: never).")
-@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest improvement that counts.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, split and shuffling.")
+@click.option("--min-delta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
+              help="Smallest improvement that counts.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds init, split and shuffling.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA only.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model and loss.")
-@click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm (0: off).")
+@click.option("--grad-clip", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
+              help="Max gradient norm (0: off).")
 @click.option("--normalize", type=click.Choice(["auto", "none", "zscore", "minmax"]), default="auto",
               show_default=True, help="auto: z-scores for tables not in [0, 1], nothing otherwise.")
 @click.option("--normal-class", type=int, default=None, help="One-class training: keep only this label.")
-@click.option("--limit", type=int, default=None, help="Train on at most this many rows (a seeded subset).")
+@click.option("--limit", type=POSITIVE, default=None, help="Train on at most this many rows (a seeded subset).")
 @click.option("--skip-bad", is_flag=True, help="Leave out NaN/inf rows, empty files and odd shapes.")
-@click.option("--keep-checkpoints", type=int, default=2, show_default=True)
+@click.option("--keep-checkpoints", type=POSITIVE, default=2, show_default=True)
 @click.option("--opt", multiple=True, metavar="K=V", help="Any model option as name=value.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/KIND-DATA).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this folder from its last complete epoch.")
-@click.option("--stop-after", type=int, default=None,
+@click.option("--stop-after", type=POSITIVE, default=None,
               help="End this invocation once the run has this many epochs (resume it later).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or epoch lines.")
 @_with_model_options
