@@ -33,7 +33,7 @@ def _preload() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
+        import matplotlib.pyplot
 
 
 def _child(req: dict) -> None:

@@ -101,5 +101,5 @@ class TrainConfig:
 #: the annotation of each TrainConfig field -> the JSON values it takes
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "dict[str, Any]": (dict,),
-    "int | None": (int, type(None)),
+    "int | None": (int, type(None)), "str | None": (str, type(None)),
 }

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from aelab.cli.ranges import POSITIVE
 from aelab.errors import UsageError
 from aelab.shapes.formulas import LayerExplanation, explain_layer, resolve_kind, sizes_arg
 from aelab.shapes.inverse import SizeSolution, solve_layer
@@ -125,16 +126,16 @@ def _input_shape(kind: str, input_text: str | None, hyper: dict[str, Any]) -> tu
 @click.argument("kind", metavar="KIND")
 @click.option("--input", "input_text", metavar="SHAPE",
               help="One sample's shape without the batch: C×H×W, e.g. 1x28x28.")
-@click.option("--out-channels", type=int, help="conv: number of filters.")
+@click.option("--out-channels", type=POSITIVE, help="conv: number of filters.")
 @click.option("--kernel", metavar="K", help="kernel_size: 5, or 3x5 per dimension.")
 @click.option("--stride", metavar="S", help="stride (pooling: defaults to the kernel).")
 @click.option("--padding", metavar="P", help="padding per side: 2, 1x2, or for conv 'same' / 'valid'.")
 @click.option("--dilation", metavar="D", help="dilation (conv, transposed conv, max pooling).")
 @click.option("--output-padding", metavar="OP", help="transposed conv: extra size on one side.")
-@click.option("--groups", type=int, help="conv: channel groups.")
+@click.option("--groups", type=POSITIVE, help="conv: channel groups.")
 @click.option("--bias/--no-bias", default=None, help="conv, linear: with a bias (the default) or without.")
-@click.option("--in-features", type=int, help="linear: in_features (else the last size of --input).")
-@click.option("--out-features", type=int, help="linear: out_features.")
+@click.option("--in-features", type=POSITIVE, help="linear: in_features (else the last size of --input).")
+@click.option("--out-features", type=POSITIVE, help="linear: out_features.")
 @click.option("--ceil-mode", is_flag=True, default=None, help="pooling: round the division up.")
 @click.option("--start-dim", type=int, help="flatten: first dimension merged (1: after the batch).")
 @click.option("--end-dim", type=int, help="flatten: last dimension merged (-1 = the last).")

@@ -57,9 +57,9 @@ _RESUME_MAY_CHANGE = {"resume", "epochs", "quiet", "stop_after"}
                    "comma-separated, e.g. recon,bce.")
 @click.option("--output", default=None, metavar="FIELD",
               help="--model: the field (or position) of forward's output that is the reconstruction.")
-@click.option("--kl-warmup", type=int, default=0, show_default=True,
+@click.option("--kl-warmup", type=COUNT, default=0, show_default=True,
               help="VAEs: epochs over which the KL weight ramps from 0 to 1.")
-@click.option("--free-bits", type=float, default=0.0, show_default=True,
+@click.option("--free-bits", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
               help="VAEs: nats; each latent dimension's batch-mean KL counts at least this much.")
 @click.option("--log", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
               help="tensorboard: event files in RUN/tensorboard too (history.csv is always written).")
