@@ -94,14 +94,11 @@ class Measured:
 
 
 def loss_of(out: Any) -> torch.Tensor:
-    """The sum of the floating outputs, in fp32 (aelab's default loss)."""
-    if isinstance(out, torch.Tensor):
-        outs = [out]
-    elif isinstance(out, dict) or hasattr(out, "values"):
-        outs = [v for v in out.values() if isinstance(v, torch.Tensor)]
-    else:
-        outs = [t for t in out if isinstance(t, torch.Tensor)]
-    diff = [t for t in outs if t.requires_grad and t.is_floating_point()]
+    """The sum of every floating output that needs a gradient, in fp32: the rule `aelab cost` and
+    `aelab memory` use (a transformers output's KV cache included). The rule is shared; the measuring is not."""
+    from aelab.trace.tensors import flatten_tensors
+
+    diff = [t for t in flatten_tensors(out) if t.requires_grad and t.is_floating_point()]
     return torch.stack([t.float().sum() for t in diff]).sum()
 
 

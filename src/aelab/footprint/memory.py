@@ -225,9 +225,14 @@ def max_batch(model: nn.Module, specs: Sequence[Any], kwspecs: Mapping[str, Any]
     (secant), then predict around it until `batch` fits and `batch + 1` does not. Every step is a
     prediction; nothing runs for real.
     """
-    first_spec = next((s for s in specs if isinstance(s, InputSpec) and s.shape), None)
+    def as_spec(s: Any) -> Any:  # a tensor stands for its shape and dtype (fake runs never read values)
+        return InputSpec(tuple(int(d) for d in s.shape), s.dtype) if isinstance(s, torch.Tensor) else s
+
+    specs = [as_spec(s) for s in specs]
+    kwspecs = {k: as_spec(s) for k, s in kwspecs.items()}
+    first_spec = next((s for s in [*specs, *kwspecs.values()] if s.shape), None)
     if first_spec is None:
-        raise UsageError("--fit scales the first input's first dimension: give the input as a shape")
+        raise UsageError("--fit scales the first input's first dimension, and no input has one")
     b0 = first_spec.shape[0]
     cache: dict[int, int] = {}
 

@@ -119,6 +119,10 @@ def _real_mkldnn_bytes(args: Sequence[Any]) -> tuple[int, bool]:
     return _measured_mkldnn_workspace((*shapes, *rest), args[0].dtype)
 
 
+#: normalisation ops whose saved statistics FakeTensor types wrongly -> index of their weight argument
+_NORM_WEIGHT: dict[str, int] = {"native_batch_norm": 1, "native_layer_norm": 2}
+
+
 # --- the recording -----------------------------------------------------------------------------------
 class _Lifetimes(TorchDispatchMode):
     """Births of the storages ops return; deaths come from weak references."""
@@ -179,7 +183,30 @@ class _Lifetimes(TorchDispatchMode):
                 self.adopt(t, kind, step=step, phase=phase, module=module, op=f"aten.{name}")
         if name == "mkldnn_rnn_layer" and isinstance(out, tuple) and len(out) > 3:
             self._correct_workspace(args, out[3])
+        elif name in _NORM_WEIGHT and isinstance(out, tuple) and len(out) == 3:
+            self._correct_norm_stats(name, args, out)
         return out
+
+    def _correct_norm_stats(self, name: str, args: Any, out: tuple[Any, ...]) -> None:
+        """Under autocast a bf16/fp16 input meets an fp32 weight: the CPU kernel (and the meta one) return
+        the saved mean and inverse std in fp32, FakeTensor's in the input's dtype."""
+        x, weight = args[0], args[_NORM_WEIGHT[name]] if len(args) > _NORM_WEIGHT[name] else None
+        if (type(x).__name__ != "FakeTensor" or weight is None or x.dtype not in (torch.bfloat16, torch.float16)
+                or weight.dtype != torch.float32):
+            return
+        for stat in out[1:]:
+            sid = self.sid_of(stat) if isinstance(stat, torch.Tensor) else None
+            if sid is None or stat.dtype == torch.float32:
+                continue
+            s = self.log.storages[sid]
+            real = stat.numel() * 4
+            if real > s.nbytes and s.correction == 0:
+                s.correction, s.nbytes = real - s.nbytes, real
+        text = (f"aten.{name}: FakeTensor returns the saved statistics of a {str(x.dtype).removeprefix('torch.')} "
+                "input with fp32 weights in the input's dtype; the CPU and meta kernels return fp32 (sizes corrected)")
+        if text not in self.corrected:
+            self.corrected.add(text)
+            self.log.corrections.append(text)
 
     def _correct_workspace(self, args: Any, ws: torch.Tensor) -> None:
         if not _is_fake_or_meta(ws):
