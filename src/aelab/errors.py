@@ -35,3 +35,8 @@ EXIT_MODEL = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+
+
+class RegistryError(Exception):
+    """A registry refused an entry at import (a duplicate, a malformed or unknown name): a bug in aelab or
+    in an extension, never the user's input, so not an AelabError (the CLI reports it as internal, exit 3)."""

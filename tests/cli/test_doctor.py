@@ -175,7 +175,7 @@ def _doc_examples() -> list[tuple[list[str], str, int | None]]:
 
 def test_docs_examples_are_real_output() -> None:
     from aelab.cli.load import parse_model_spec
-    from aelab.doctor.explainers.layers import EXPLAINERS
+    from aelab.doctor.explainers import EXPLAINERS
     from aelab.trace.inputs import parse_shape
 
     examples = _doc_examples()

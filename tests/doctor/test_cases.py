@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.doctor.diagnose import diagnose
-from aelab.doctor.explainers.layers import EXPLAINERS
+from aelab.doctor.explainers import EXPLAINERS
 from aelab.doctor.records import Diagnosis, Finding
 
 

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from aelab.doctor.records import Diagnosis, Finding, Fix, ModuleConfig, batch_of, examine, same_problem
+from aelab.doctor.examine import examine, same_problem
+from aelab.doctor.records import Diagnosis, Finding, Fix, ModuleConfig, batch_of
 from aelab.trace.inputs import InputSpec
 from aelab.trace.record import InputLike, as_input_spec, record
 from aelab.trace.records import Trace

@@ -327,26 +327,3 @@ def requested_shape(message: str) -> tuple[list[int], int] | None:
     if not m:
         return None
     return [int(v) for v in m.group(1).split(",") if v.strip()], int(m.group(2))
-
-
-def examine(trace: Trace, modules: dict[str, ModuleConfig]) -> list[Finding]:
-    """The first problem in `trace` as one or more candidate findings (best first), or [] when the
-    model ran and nothing is wrong. Asks each explainer of the registry in turn."""
-    from aelab.doctor.explainers.layers import EXPLAINERS
-
-    ctx = make_context(trace, modules)
-    for explainer in EXPLAINERS.values():
-        if explainer.on_error != (trace.error is not None):
-            continue
-        found = explainer.explain(ctx)
-        if found:
-            return found
-    return []
-
-
-def same_problem(a: Finding, b: Finding) -> bool:
-    """Did a fix leave its problem in place? Whole-model kinds compare by kind alone."""
-    from aelab.doctor.explainers.layers import EXPLAINERS
-
-    entry = EXPLAINERS.get(a.kind)
-    return a.kind == b.kind and ((entry is not None and entry.whole_model) or a.layer == b.layer)

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from aelab.models import templates
+from aelab.models.capability import Capability
 from aelab.models.config import AEConfig
-from aelab.models.kind import Capability
 from aelab.models.likelihood import BernoulliLikelihood, Likelihood, in_unit_interval, make_likelihood
 
 

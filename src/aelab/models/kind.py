@@ -9,27 +9,16 @@ as `capabilities` (see `Capability`); nothing else in aelab asks what kind a mod
 
 from __future__ import annotations
 
-import enum
 import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from aelab.models.capability import Capability
+
 if TYPE_CHECKING:
     from aelab.models.base import Autoencoder
     from aelab.models.config import AEConfig
-
-
-class Capability(enum.Enum):
-    """What a model offers beyond `encode`, `decode`, `forward` and `loss`."""
-
-    #: `posterior(x) -> (mean, log_var)` of a diagonal Gaussian q(z|x) against an N(0, I) prior: KL per
-    #: latent dimension, active units, collapse warnings, --free-bits and --kl-warmup.
-    POSTERIOR = "posterior"
-    #: `sample(n)`: n decoded draws from the prior (samples.png).
-    PRIOR_SAMPLE = "prior_sample"
-    #: `log_px_given_z(x, z)` in nats, with POSTERIOR: the ELBO and the importance-sampled NLL.
-    LIKELIHOOD = "likelihood"
 
 
 class Kind(NamedTuple):
@@ -43,6 +32,8 @@ class Kind(NamedTuple):
 KINDS: dict[str, Kind] = {}
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+__all__ = ["KINDS", "Capability", "Kind", "register"]
+
 M = TypeVar("M", bound="type[Autoencoder]")
 
 

@@ -1,6 +1,6 @@
 """Explainers that follow the data rather than one layer: a missing batch dimension, a view/reshape whose
 sizes do not divide, a torch.cat of mismatched tensors, an autoencoder whose output is not its input's
-shape. Registered in `aelab.doctor.explainers.layers.EXPLAINERS`.
+shape. Each registers itself with `@explainer` (registry.py).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 
+from aelab.doctor.explainers.registry import explainer
 from aelab.doctor.records import (
     Context,
     Finding,
@@ -30,6 +31,7 @@ from aelab.trace.records import CallEvent
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
+@explainer("missing_batch_dim", "a conv took the model input as one unbatched sample; add N", order=10)
 def explain_missing_batch(ctx: Context) -> list[Finding]:
     """The model input reaches the first conv with one dimension too few: (C, H, W) for a Conv2d runs as
     one unbatched sample, and everything after it (Flatten keeps dim 0) is off by a dimension; (H, W)
@@ -105,6 +107,7 @@ def _solve_view(req: list[int], x: tuple[int, ...]) -> tuple[tuple[int, ...], st
     return None
 
 
+@explainer("view_size", "view/reshape sizes that do not divide the input's elements", order=90)
 def explain_view(ctx: Context) -> list[Finding]:
     """view/reshape whose sizes multiply to something other than the input's element count. Fix: keep
     the batch as x.size(0) and let the rest be one sample's size (the flatten idiom), or change the one
@@ -182,6 +185,7 @@ def solve_transpose(call: CallEvent, cfg: ModuleConfig,
     return changes, "; ".join(" = ".join([*lhs, rhs]) for rhs, lhs in texts.items())
 
 
+@explainer("cat_size", "torch.cat of tensors whose sizes differ outside the cat dimension", order=100)
 def explain_cat(ctx: Context) -> list[Finding]:
     """torch.cat of tensors that differ outside the cat dimension. When the odd one comes from a
     transposed conv (a U-Net's up path), solve its output_padding/padding with the ConvTranspose
@@ -243,6 +247,9 @@ def _close(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
             and all(abs(x - y) <= max(2, y // 4) for x, y in zip(a[2:], b[2:])))
 
 
+@explainer("autoencoder_output",
+           "an autoencoder's output shape is not its input's: solve a transposed conv's output_padding/padding",
+           order=120, on_error=False, whole_model=True)
 def explain_autoencoder_output(ctx: Context) -> list[Finding]:
     """A model that ran, whose output has the input's rank, batch and channels but spatial sizes a little
     off, and which has transposed convs: an autoencoder whose decoder misses the input size. For each

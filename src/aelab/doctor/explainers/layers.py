@@ -1,18 +1,13 @@
-"""The registry of shape-error explainers: one entry per kind of problem, asked in order by `examine`.
-
-Each explainer reads a `Context` (the trace of the failing forward, the modules' configurations, the
-failing call) and returns the candidate findings for its kind, best first, or [] when the error is not
-its kind. The order of the registry is the order of precedence: a missing batch dimension explains a
-wrong Linear downstream, so it is asked first; `other_error` takes whatever is left. Layer explainers
-live here, data-flow ones (batch dimension, view, cat, autoencoder output) in `explainers_flow`.
+"""Explainers of one layer's configuration against its input (Linear, conv, BatchNorm, LayerNorm) and the
+catch-all `other_error`; the data-flow ones (batch dimension, view, cat, autoencoder output) are in `flow`.
+Each registers itself with `@explainer` (registry.py), its `order` placing it among the others.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from aelab.doctor.explainers.registry import explainer
 from aelab.doctor.records import (
     Context,
     Finding,
@@ -28,17 +23,6 @@ from aelab.doctor.records import (
 )
 from aelab.shapes.notation import times
 from aelab.trace.records import CallEvent, TensorInfo
-
-
-@dataclass(frozen=True)
-class Explainer:
-    """One kind of problem: its name, what it recognises and fixes, and the function that does it."""
-
-    name: str
-    doc: str
-    explain: Callable[[Context], list[Finding]]
-    on_error: bool = True  # False: asked when the forward ran (e.g. an autoencoder's output shape)
-    whole_model: bool = False  # the problem belongs to the model, not one layer (for "is it still there?")
 
 
 def _layer(ctx: Context, *bases: str) -> tuple[CallEvent, ModuleConfig, TensorInfo] | None:
@@ -70,6 +54,7 @@ def _linear_finding(ctx: Context, kind: str, layer: CallEvent, cfg: ModuleConfig
                     alternatives, error_text(ctx.error), action)]
 
 
+@explainer("linear_channel_axis", "Linear(C, out) on (N, C, L): use a 1-wide conv", order=20)
 def explain_linear_channel_axis(ctx: Context) -> list[Finding]:
     """Linear(C, out) on (N, C, L...): it acts on the last axis, L, but in_features matches the channel
     axis C. Fix: nn.Conv{1,2,3}d(C, out, kernel_size=1), the same Linear at every position."""
@@ -96,6 +81,7 @@ def explain_linear_channel_axis(ctx: Context) -> list[Finding]:
          f"nn.Sequential(nn.Flatten(), nn.Linear({math.prod(s[1:])}, {out}))  # one vector per sample"])
 
 
+@explainer("linear_missing_flatten", "Linear(C·L, out) on (N, C, L): flatten first", order=30)
 def explain_linear_missing_flatten(ctx: Context) -> list[Finding]:
     """Linear(F, out) on (N, C, L...) where F = C × L × ...: the input was meant to be flattened first.
     Fix: nn.Sequential(nn.Flatten(), nn.Linear(F, out))."""
@@ -118,6 +104,7 @@ def explain_linear_missing_flatten(ctx: Context) -> list[Finding]:
         [f"x = x.flatten(1) before {layer.module}"])
 
 
+@explainer("linear_in_features", "in_features is not the input's size: the flattened size and why", order=40)
 def explain_linear_in_features(ctx: Context) -> list[Finding]:
     """Linear whose in_features is not its input's size: after a Flatten/view the right number is the
     product of the flattened shape, with the conv/pool output-size arithmetic where it shrank. Fix:
@@ -171,6 +158,7 @@ def _producer_alternative(ctx: Context, x: TensorInfo, key: str, want: int) -> l
             f"{want} channels ({key}={want} stays)"]
 
 
+@explainer("conv_in_channels", "conv in_channels is not the input's channels", order=50)
 def explain_conv_in_channels(ctx: Context) -> list[Finding]:
     """Conv*d / ConvTranspose*d whose in_channels is not the input's channel count (dim 1, or 0 when
     unbatched). Fix: in_channels = that count, or nn.LazyConv*d."""
@@ -197,6 +185,7 @@ def explain_conv_in_channels(ctx: Context) -> list[Finding]:
         error_text(ctx.error), action)]
 
 
+@explainer("batchnorm_num_features", "BatchNorm num_features is not the input's channels", order=60)
 def explain_batchnorm_num_features(ctx: Context) -> list[Finding]:
     """BatchNorm*d whose num_features is not the input's channel count (dim 1). Fix: num_features = it."""
     found = _layer(ctx, "BatchNorm")
@@ -225,6 +214,7 @@ def _rank_ok(cfg: ModuleConfig, x: TensorInfo) -> bool:
     return len(x.shape) in _BN_RANKS.get(cfg.base, (len(x.shape),))
 
 
+@explainer("batchnorm_rank", "BatchNorm1d/2d/3d on an input of another rank", order=70)
 def explain_batchnorm_rank(ctx: Context) -> list[Finding]:
     """BatchNorm1d on a 4-D input, BatchNorm2d on a 3-D one, ...: the class must match the input's rank
     ((N, C) or (N, C, L): 1d; (N, C, H, W): 2d; (N, C, D, H, W): 3d). Fix: the right class, C channels."""
@@ -248,6 +238,7 @@ def explain_batchnorm_rank(ctx: Context) -> list[Finding]:
         error_text(ctx.error), Fix("replace", layer.module, {"modules": [(right, {"num_features": c, **kwargs})]}))]
 
 
+@explainer("layernorm_shape", "LayerNorm normalized_shape is not the input's trailing sizes", order=80)
 def explain_layernorm_shape(ctx: Context) -> list[Finding]:
     """LayerNorm whose normalized_shape is not the input's trailing sizes. Fix: those sizes."""
     found = _layer(ctx, "LayerNorm")
@@ -269,6 +260,7 @@ def explain_layernorm_shape(ctx: Context) -> list[Finding]:
         Fix("set", layer.module, {"normalized_shape": want}))]
 
 
+@explainer("other_error", "anything else: the layer and the original error", order=110)
 def explain_other_error(ctx: Context) -> list[Finding]:
     """Anything else the forward raised, shape problem or not: the layer, what it got, the original error.
     No fix is guessed."""
@@ -288,35 +280,3 @@ def explain_other_error(ctx: Context) -> list[Finding]:
     return [Finding("other_error", name, type_, f"{where} raised {ctx.error.exc_type}, which the doctor has "
                     "no explainer for; the original error is below", f"input {got}" if got else "no tensor input",
                     "see the error", None, None, [], error_text(ctx.error), None)]
-
-
-def _registry() -> dict[str, Explainer]:
-    from aelab.doctor.explainers import flow
-
-    entries = [
-        Explainer("missing_batch_dim", "a conv took the model input as one unbatched sample; add N",
-                  flow.explain_missing_batch),
-        Explainer("linear_channel_axis", "Linear(C, out) on (N, C, L): use a 1-wide conv", explain_linear_channel_axis),
-        Explainer("linear_missing_flatten", "Linear(C·L, out) on (N, C, L): flatten first",
-                  explain_linear_missing_flatten),
-        Explainer("linear_in_features", "in_features is not the input's size: the flattened size and why",
-                  explain_linear_in_features),
-        Explainer("conv_in_channels", "conv in_channels is not the input's channels", explain_conv_in_channels),
-        Explainer("batchnorm_num_features", "BatchNorm num_features is not the input's channels",
-                  explain_batchnorm_num_features),
-        Explainer("batchnorm_rank", "BatchNorm1d/2d/3d on an input of another rank", explain_batchnorm_rank),
-        Explainer("layernorm_shape", "LayerNorm normalized_shape is not the input's trailing sizes",
-                  explain_layernorm_shape),
-        Explainer("view_size", "view/reshape sizes that do not divide the input's elements", flow.explain_view),
-        Explainer("cat_size", "torch.cat of tensors whose sizes differ outside the cat dimension",
-                  flow.explain_cat),
-        Explainer("other_error", "anything else: the layer and the original error", explain_other_error),
-        Explainer("autoencoder_output", "an autoencoder's output shape is not its input's: solve a transposed "
-                  "conv's output_padding/padding", flow.explain_autoencoder_output, on_error=False,
-                  whole_model=True),
-    ]
-    return {e.name: e for e in entries}
-
-
-#: name -> explainer, in order of precedence; a new kind of problem is one entry here (and a test)
-EXPLAINERS: dict[str, Explainer] = _registry()
