@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.cli import main
 from aelab.cli.verbs.explain import OPTIONS
-from aelab.shapes.formulas import LAYER_KINDS
+from aelab.explain.layers import LAYER_KINDS
 
 
 def aelab(*args: str) -> subprocess.CompletedProcess[str]:

@@ -17,15 +17,15 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.errors import UsageError
-from aelab.shapes.formulas import (
+from aelab.explain.layers import (
     LAYER_KINDS,
     LayerExplanation,
-    conv_size,
     explain_layer,
     explain_module,
     kind_of_module,
     resolve_kind,
 )
+from aelab.shapes.formulas import conv_size
 
 # kernel 0 makes zero-element weights and padding='same' with even kernels warns: both are draws, not bugs
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

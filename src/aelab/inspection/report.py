@@ -20,7 +20,7 @@ from aelab.trace.records import Trace
 
 if TYPE_CHECKING:
     from aelab.doctor.records import Diagnosis
-    from aelab.shapes.formulas import LayerExplanation
+    from aelab.explain.layers import LayerExplanation
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _bottleneck(trace: Trace, model: nn.Module) -> Bottleneck | None:
 
 def _explanations(report: Report, model: nn.Module) -> dict[str, Any]:
     """Output-size formulas with the numbers filled in, for conv/pool/linear/flatten rows."""
-    from aelab.shapes.formulas import explain_module
+    from aelab.explain.layers import explain_module
 
     out: dict[str, Any] = {}
     for row in report.summary.rows:

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from aelab.cli.ranges import POSITIVE
 from aelab.errors import UsageError
-from aelab.shapes.formulas import LayerExplanation, explain_layer, resolve_kind, sizes_arg
-from aelab.shapes.inverse import SizeSolution, solve_layer
+from aelab.explain.inverse import SizeSolution, solve_layer
+from aelab.explain.layers import LayerExplanation, explain_layer, resolve_kind, sizes_arg
 from aelab.shapes.notation import shape_text
 from aelab.trace.inputs import parse_shape
 

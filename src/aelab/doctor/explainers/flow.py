@@ -22,8 +22,8 @@ from aelab.doctor.records import (
     shape_text,
     spatial_dims,
 )
+from aelab.explain.inverse import solve_output_padding
 from aelab.shapes.formulas import conv_transpose_size, per_dim
-from aelab.shapes.inverse import solve_output_padding
 from aelab.shapes.notation import times
 from aelab.shapes.sizes import DIM_NAMES
 from aelab.trace.records import CallEvent

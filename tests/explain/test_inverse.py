@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aelab.errors import UsageError
-from aelab.shapes.inverse import PaddingOption, solve_layer, solve_output_padding, solve_padding
+from aelab.explain.inverse import PaddingOption, solve_layer, solve_output_padding, solve_padding
 
 
 def real_conv(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int | None:

@@ -11,14 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aelab.errors import UsageError
-from aelab.shapes.formulas import (
-    SizeDerivation,
-    conv_size,
-    conv_transpose_size,
-    per_dim,
-    resolve_kind,
-    split_sample,
-)
+from aelab.explain.layers import resolve_kind, split_sample
+from aelab.shapes.formulas import SizeDerivation, conv_size, conv_transpose_size, per_dim
 from aelab.shapes.sizes import transposed_out
 
 
