@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import seeds
 import torch
 
+from goldens import check_golden
 from truth import flop_counter
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -20,10 +20,7 @@ FIRST_TWO = ("--trainable", "linear_relu_stack.0", "--trainable", "linear_relu_s
 
 
 def _golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("AELAB_REGEN_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{name} changed; AELAB_REGEN_GOLDEN=1 rewrites it"
+    check_golden(name, text)
 
 
 def _flop_counter_backward(model: torch.nn.Module, shape: tuple[int, ...], train: tuple[str, ...]) -> int:

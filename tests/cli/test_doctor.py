@@ -16,6 +16,7 @@ import torch
 
 from aelab.doctor.diagnose import diagnose
 from aelab.render.doctor_text import render_text
+from goldens import check_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -42,11 +43,7 @@ def _model(file: str, name: str) -> torch.nn.Module:
 
 
 def _compare(name: str, text: str) -> None:
-    path = GOLDEN / f"doctor_{name}.txt"
-    if os.environ.get("AELAB_REGEN_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"no golden {path.name}: run with AELAB_REGEN_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8")
+    check_golden(f"doctor_{name}.txt", text)
 
 
 @pytest.mark.parametrize("name", list(GOLDEN_CASES))

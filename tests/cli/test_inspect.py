@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).parents[1] / "golden"
-REGEN = os.environ.get("AELAB_REGEN_GOLDEN") == "1"
+from goldens import check_golden
 
 SEED_CASES = {
     "NeuralNetwork": ["--input", "1x1x28x28"],
@@ -23,11 +21,7 @@ SEED_CASES = {
 
 
 def _golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGEN:
-        path.write_text(text)
-    assert path.exists(), f"{name} has no golden file: write it with AELAB_REGEN_GOLDEN=1 and review it"
-    assert text == path.read_text(), f"{name} differs from the golden file (AELAB_REGEN_GOLDEN=1 rewrites it)"
+    check_golden(name, text)
 
 
 @pytest.mark.parametrize("name", sorted(SEED_CASES))

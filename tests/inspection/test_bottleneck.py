@@ -8,8 +8,6 @@ the note says exist and running the real layers.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import seeds
@@ -19,9 +17,8 @@ from torch import nn
 from aelab.inspection.bottleneck import Bottleneck, find_bottleneck
 from aelab.inspection.hints import ModelHints, collect_hints
 from aelab.trace.record import record
+from goldens import check_golden
 
-GOLDEN = Path(__file__).parents[1] / "golden"
-REGEN = os.environ.get("AELAB_REGEN_GOLDEN") == "1"
 SHAPES = {"NeuralNetwork": (3, 1, 28, 28), "AE": (3, 784), "Network": (3, 784), "SeqVAE": (4, 50, 201),
           "ConvNet2d": (2, 1, 28, 28), "Conv1dNet": (2, 8, 50), "ObjectScorer": (2, 5, 12)}
 
@@ -41,11 +38,7 @@ def seed_results() -> dict[str, Bottleneck]:
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_seed_golden(seed_results: dict[str, Bottleneck], name: str) -> None:
     text = json.dumps(seed_results[name].to_dict(), indent=1) + "\n"
-    path = GOLDEN / f"bottleneck_{name}.json"
-    if REGEN:
-        path.write_text(text)
-    assert path.exists(), f"{path.name} is missing (AELAB_REGEN_GOLDEN=1 writes it)"
-    assert text == path.read_text(), f"{path.name} changed (AELAB_REGEN_GOLDEN=1 rewrites it)"
+    check_golden(f"bottleneck_{name}.json", text)
 
 
 def test_ae_latent_is_encoder_output(seed_results: dict[str, Bottleneck]) -> None:

@@ -124,7 +124,15 @@ def test_no_import_cycle_in_aelab() -> None:
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+#: files over the limit today, each to be split by the room that owns it; the test fails if one of these is
+#: back under it (take it off the list) or any other file grows past it
+OVER_TODAY = {"aelab/trace/lifetimes.py": "issue 11 (memory): split the lifetime ledger from its replay"}
+
+
 def test_no_file_over_the_limit() -> None:
-    long = {str(p.relative_to(SRC)): n for p in PACKAGE.rglob("*.py")
+    long = {p.relative_to(SRC).as_posix(): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
-    assert not long, f"files over {MAX_LINES} lines (split them by job): {long}"
+    new = {f: n for f, n in long.items() if f not in OVER_TODAY}
+    assert not new, f"files over {MAX_LINES} lines (split them by job): {new}"
+    fixed = sorted(set(OVER_TODAY) - set(long))
+    assert not fixed, f"{fixed} are under {MAX_LINES} lines now: take them off OVER_TODAY"
