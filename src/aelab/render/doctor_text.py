@@ -1,4 +1,7 @@
-"""The shape doctor's report as text (one block per finding, then the verdict) or JSON. Formats only."""
+"""The shape doctor's report as text (one block per finding, then the verdict) or JSON. Formats only.
+
+A documented public module: docs and user code may import from it.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ ran, encoder and decoder layers get two colours and the latent is outlined. Back
 parameter), the ones the pattern runs in black and the ones autograd skips greyed and dashed.
 
 Every name from the user's model goes through `_label`, so `<script>` or a backslash stays text.
+
+A documented public module: docs and user code may import from it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the axis, so the shape is an hourglass on a log scale), encoder and decoder in t
 latent in red and named. When the input keeps its steps or pixels, the width per step/pixel is drawn
 over it as a line. Consecutive representations of the same width and role (an activation after its
 Linear, a transpose) share one bar, so AE(784, 10, 42) reads 784 → 42 → 10 → 42 → 784.
+
+A documented public module: docs and user code may import from it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ another verb's by that id (`inspect`'s `doctor` key is a `doctor` document). doc
     from aelab import schemas
     schemas.load("inspect")                 # the schema, a dict
     schemas.validate("inspect", document)   # raises jsonschema.ValidationError when it does not match
+
+A documented public module (docs/json.md).
 """
 
 from __future__ import annotations
