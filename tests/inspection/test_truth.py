@@ -136,7 +136,7 @@ def test_meta_and_fake_execution_agree() -> None:
     assert a.summary.totals.flops_backward == b.summary.totals.flops_backward
 
 
-def test_data_dependent_op_falls_back_to_a_real_batch_of_one_and_says_so() -> None:
+def test_a_value_read_from_the_weights_replays_a_real_run_at_the_users_batch_and_says_so() -> None:
     class Gate(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -148,10 +148,13 @@ def test_data_dependent_op_falls_back_to_a_real_batch_of_one_and_says_so() -> No
                 return y * 2
             return y
 
-    report = aelab.inspect(Gate(), (8, 6))
-    assert report.trace.execution == "real"
-    assert any("batch of 1" in n for n in report.notes)
-    assert report.summary.rows[0].output_shapes == [(1, 6)]
+    model = Gate()
+    report = aelab.inspect(model, (8, 6))
+    assert report.trace.execution == "fake"
+    assert any("replayed its 1 value reads" in n for n in report.notes)
+    assert report.summary.rows[0].output_shapes == [(8, 6)]
+    assert (report.summary.totals.flops_forward, report.summary.totals.flops_backward) == \
+        flop_counter(model, torch.randn(8, 6))
 
 
 def test_backward_not_run_is_unknown_not_zero_and_all_frozen_is_a_real_zero() -> None:

@@ -116,16 +116,20 @@ def requires_grad_pattern(model: nn.Module, flags: Mapping[str, bool]) -> Iterat
 
 
 def record_pattern(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping[str, bool],
-                   kwinputs: Mapping[str, InputLike] | None = None) -> Trace:
+                   kwinputs: Mapping[str, InputLike] | None = None, *, eval_mode: bool = False) -> Trace:
     """One recorded forward + backward with exactly these `requires_grad` flags."""
     with requires_grad_pattern(model, flags):
-        return record(model, list(inputs), dict(kwinputs or {}), backward=True)
+        return record(model, list(inputs), dict(kwinputs or {}), backward=True, eval_mode=eval_mode)
 
 
 def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), freeze: Sequence[str] = (),
          measure: bool = False, device: str | None = None, repeats: int = 20, warmup: int = 3,
-         threads: int | None = None, name: str | None = None, **kwinputs: InputLike) -> CostReport:
+         threads: int | None = None, name: str | None = None, eval_mode: bool = False,
+         **kwinputs: InputLike) -> CostReport:
     """What backward costs when only the parameters chosen by the globs train, beside all-trainable.
+
+    Traced at the batch asked for with the ladder of `aelab.trace.record` (meta/fake first; a real forward
+    only for values that depend on the weights; the notes say which ran); `eval_mode` traces in eval mode.
 
     `trainable`/`freeze` are fnmatch globs over parameter names and the module paths that own them
     ('encoder' freezes every parameter under `encoder`). Without `trainable`, the model's own flags are
@@ -138,8 +142,8 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
     kwspecs = {k: as_input_spec(v) for k, v in kwinputs.items()}
     flags = choose(model, trainable, freeze)
     everything = dict.fromkeys(flags, True)
-    pattern_trace = record_pattern(model, specs, flags, kwspecs)
-    all_trace = record_pattern(model, specs, everything, kwspecs)
+    pattern_trace = record_pattern(model, specs, flags, kwspecs, eval_mode=eval_mode)
+    all_trace = record_pattern(model, specs, everything, kwspecs, eval_mode=eval_mode)
     result = backward_cost(pattern_trace, all_trace, model=name or type(model).__name__)
     result.explanation = explain(result)
     if measure:

@@ -84,17 +84,20 @@ def _explanations(report: Report, model: nn.Module) -> dict[str, Any]:
 
 
 def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, backward: bool = True,
-            name: str | None = None, explain: bool = False, **kwinputs: InputLike) -> Report:
+            name: str | None = None, explain: bool = False, eval_mode: bool = False,
+            **kwinputs: InputLike) -> Report:
     """Shapes, parameters, FLOPs and the bottleneck of `model` on `inputs` (shapes or tensors).
 
     Runs on meta or fake tensors, so no activation memory is used and the model comes back exactly
-    as it went in. Keyword arguments other than the options are keyword inputs of `forward`.
+    as it went in (see `aelab.trace.record` for when a real forward runs, and `Report.notes` for which
+    did). `eval_mode` traces with `model.eval()` (dropout, LayerDrop off), restored afterwards.
+    Keyword arguments other than the options are keyword inputs of `forward`.
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"inspect() needs a torch.nn.Module, not {type(model).__name__}")
     if depth is not None and depth < 1:
         raise UsageError("depth must be at least 1")
-    trace = record(model, inputs, kwinputs, backward=backward)
+    trace = record(model, inputs, kwinputs, backward=backward, eval_mode=eval_mode)
     report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
                     notes=list(trace.notes))
     report.bottleneck = _bottleneck(trace, model)

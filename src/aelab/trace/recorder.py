@@ -18,27 +18,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from aelab.trace import fastmeta
 from aelab.trace import flops as flop_rules
 from aelab.trace.methods import recorded_methods
 from aelab.trace.params import count_parameters, restore, snapshot
-from aelab.trace.records import OpEvent, TensorInfo, Trace
+from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
+from aelab.trace.shadow import NOTHING, REPLAYED, _kind, is_real, target_device
 from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
-
-
-class NeedsRealForward(Exception):
-    """Fake/meta execution hit an op whose output depends on tensor values (`.item()`, `nonzero`)."""
-
 
 # --- display names of torch functions ---------------------------------------------------------------
 _OPERATORS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
@@ -82,7 +79,10 @@ class _FunctionRecorder(TorchFunctionMode):
         if names is None:
             return func(*args, **kwargs)
         short, type_ = names
-        return st.record_call("function", short, type_, (args, kwargs), lambda: func(*args, **kwargs))
+        out = st.record_call("function", short, type_, (args, kwargs), lambda: func(*args, **kwargs))
+        if short == "[]" and len(args) == 2:
+            st.shadow.getitem(args[0], args[1], out)
+        return out
 
 
 _SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
@@ -90,6 +90,9 @@ _SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_
 _DATA_DEPENDENT = frozenset({"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.unique",
                              "aten._unique2", "aten.unique_dim", "aten.unique_consecutive", "aten.item",
                              "aten.repeat_interleave", "aten.bincount", "aten.histc"})
+
+
+_INDEXING = frozenset({"aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"})
 
 
 class _DispatchRecorder(TorchDispatchMode):
@@ -108,15 +111,19 @@ class _DispatchRecorder(TorchDispatchMode):
             return self._record(func, name, st, args, kwargs)
 
     def _record(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
-        try:
-            out = fastmeta.run(func, args, kwargs) if st.execution == "meta" else func(*args, **kwargs)
-        except BaseException as exc:
-            data_dep = type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException")
-            if data_dep or (name in _DATA_DEPENDENT) or (st.execution == "meta" and "meta" in str(exc).lower()):
-                st.data_dependent = name
+        sh = st.shadow
+        out: Any = NOTHING
+        if name in _INDEXING:
+            args = sh.masks_to_indices(args)
+        if _kind(func)[0]:  # an op that reads values: answer it from the shadow values, or the real run's
+            out = self._read(func, name, st, args, kwargs)
+        if out is NOTHING:
+            try:
+                out = fastmeta.run(func, args, kwargs) if st.execution == "meta" else func(*args, **kwargs)
+            except BaseException as exc:
+                out = self._retry(func, name, st, args, kwargs, exc)
             else:
-                st.record_error(exc, op=name, op_inputs=st.op_infos(args, kwargs))
-            raise
+                sh.after(func, args, kwargs, out)
         try:
             counted = flop_rules.count(func, args, kwargs, out)
         except Exception:
@@ -128,6 +135,45 @@ class _DispatchRecorder(TorchDispatchMode):
                               category=counted[0] if counted else None, flops=counted[1] if counted else 0,
                               is_view=bool(getattr(func, "is_view", False)), attrs=_attrs(name, args)))
         return out
+
+    def _read(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
+        module = st.current_module()
+        replayed = st.oracle.pop(name, args, kwargs) if st.oracle is not None else NOTHING
+        out = st.shadow.answer(func, args, kwargs, module)
+        if out is NOTHING and replayed is not NOTHING:
+            st.shadow.reads.append(Read(name, module, REPLAYED))
+            out = st.shadow.stand_in(replayed, target_device(args, kwargs), REPLAYED)
+        return out
+
+    def _retry(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any],
+               exc: BaseException) -> Any:
+        """A kernel raised. A read of an unknown value is for the caller (a real run answers it); a meta/fake
+        kernel stricter than the real one (dtype rules, a CPU tensor beside meta ones) is retried on the CPU
+        kernel with zeros of the same shapes: if that runs, its output shapes stand in and the run goes on;
+        if it fails too, the model is wrong and the error is recorded."""
+        data_dep = type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException")
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        copies_out = st.execution == "meta" and (  # `.cpu()`, `.tolist()`, `real[...] = meta`: values leave
+            target_device(args, kwargs).type != "meta"
+            or (name == "aten.copy_" and tensors and is_real(tensors[0]) and not all(map(is_real, tensors))))
+        if data_dep or name in _DATA_DEPENDENT or _kind(func)[0]:
+            st.data_dependent = name
+            st.data_dependent_module = st.current_module()
+            raise exc
+        answered = st.shadow.answer(func, args, kwargs, st.current_module())  # e.g. `.cpu()` of known values
+        if answered is not NOTHING:
+            return answered
+        if copies_out:
+            st.data_dependent = name
+            st.data_dependent_module = st.current_module()
+            raise exc
+        probed = st.shadow.probe(func, args, kwargs)
+        if probed is NOTHING:
+            st.record_error(exc, op=name, op_inputs=st.op_infos(args, kwargs))
+            raise exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        st.probes.setdefault(name, first)
+        return probed
 
 
 def _attrs(name: str, args: Any) -> dict[str, object]:
@@ -204,29 +250,54 @@ def _recording(state: State) -> Iterator[None]:
         set_active(previous)
 
 
+class NeedsRealForward(Exception):
+    """Fake/meta execution read a value that depends on the weights (`.item()`, `nonzero` of activations)."""
+
+    def __init__(self, op: str, module: str = "") -> None:
+        super().__init__(op)
+        self.op = op
+        self.module = module
+
+
 def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution: str,
-        backward: bool = True, fake_mode: Any = None) -> Trace:
+        backward: bool = True, fake_mode: Any = None, known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
+        oracle: Any = None, inner: Any = None, eval_mode: bool = False) -> Trace:
     """Record one forward (and, if anything is trainable, one backward) of `model` on prepared inputs.
 
-    `args`/`kwargs` are already meta, fake or real tensors matching `execution`. The model's
-    training flags and `requires_grad` are restored afterwards; nothing else is touched.
-    Raises `NeedsRealForward` when fake execution cannot continue.
+    `args`/`kwargs` are already meta, fake or real tensors matching `execution`; `known` gives the real
+    values of some of them (see `aelab.trace.shadow`), `oracle` a real run's answers to replay, `inner` a
+    dispatch mode under the recorder (the module-by-module real values of `aelab.trace.materialize`).
+    The model's training flags and `requires_grad` are restored afterwards; nothing else is touched.
+    Raises `NeedsRealForward` when a value the run reads depends on the weights.
     """
     names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
     params, buffers, shared = count_parameters(model)
     # Under fake execution the real weights and buffers never enter the run: fake copies stand in
     # for them (functional_call), so in-place updates (BatchNorm running stats) cannot touch them.
+    # A meta model with some real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)
+    # runs on meta copies of those.
     swapped: dict[str, torch.Tensor] = {}
+    real_of: dict[str, torch.Tensor] = {}
+    named = [*model.named_parameters(), *model.named_buffers()]
     if fake_mode is not None:
         with fake_mode:
-            swapped = {n: fake_mode.from_tensor(t) for n, t in model.named_parameters()}
-            swapped.update({n: fake_mode.from_tensor(t) for n, t in model.named_buffers()})
+            swapped = {n: fake_mode.from_tensor(t) for n, t in named}
+        real_of = dict(named)
+    elif execution == "meta" and any(t.device.type != "meta" for _, t in named):
+        swapped = {n: t if t.device.type == "meta" else _meta_copy(t) for n, t in named}
+        real_of = {n: t for n, t in named if t.device.type != "meta"}
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in model.parameters() if p.requires_grad])
     param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
     st = State(names, param_ids)
     st.execution = execution
+    st.oracle = oracle
+    for t, value, taint in known:
+        st.shadow.set(t, value, taint)
+    _known_buffers(st, model, swapped, real_of, execution)
     snap = snapshot(model)
+    if eval_mode:
+        model.eval()
     inputs = st.infos((args, kwargs))
     input_names = [f"arg{i}" for i in range(len(flatten_tensors(args)))] + list(kwargs)
     output: Any = None
@@ -244,7 +315,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     log_level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)  # it logs a traceback whenever a kernel raises; we report the error
     try:
-        with fake_ctx, _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
+        with fake_ctx, inner if inner is not None else contextlib.nullcontext(), _recording(st), \
+                recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
                 with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -254,7 +326,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                         output = model(*args, **kwargs)
             except BaseException as exc:
                 if st.data_dependent:
-                    raise NeedsRealForward(st.data_dependent) from exc
+                    raise NeedsRealForward(st.data_dependent, st.data_dependent_module) from exc
                 if st.error is None:  # raised by Python code (e.g. a rank check), not by a kernel
                     st.record_error(exc, stack=st.raise_stack or ())
                 if st.calls:
@@ -262,7 +334,12 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
             outs = flatten_tensors(output)
             ran_backward = False
             if backward and st.error is None:
-                ran_backward = _record_backward(trainable, st, outs)
+                try:
+                    ran_backward = _record_backward(trainable, st, outs)
+                except BaseException as exc:
+                    if st.data_dependent:
+                        raise NeedsRealForward(st.data_dependent, st.data_dependent_module) from exc
+                    raise
     finally:
         fake_log.setLevel(log_level)
         restore(model, snap)
@@ -271,7 +348,40 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
                  backward_requested=backward,
-                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()}, methods=methods)
+                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()},
+                 methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes))
+
+
+def _meta_copy(t: torch.Tensor) -> torch.Tensor:
+    copy = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
+    return nn.Parameter(copy, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else copy
+
+
+def _known_buffers(st: State, model: nn.Module, swapped: dict[str, torch.Tensor], real_of: dict[str, torch.Tensor],
+                   execution: str) -> None:
+    """Buffers' values, looked up only if the run reads something computed from them: a real buffer's own
+    values; a meta buffer's as `aelab.trace.materialize` recovers them (None when it cannot)."""
+    params = {n for n, _ in model.named_parameters()}
+    mat = None
+    for name, b in model.named_buffers():
+        stand = swapped.get(name, b)
+        real = real_of.get(name)
+        if real is not None:
+            def own(r: torch.Tensor = real) -> tuple[torch.Tensor, int] | None:
+                return r.detach().clone(), 0
+
+            st.shadow.lazy[id(stand)] = own
+        elif b.device.type == "meta" and name not in params:
+            if mat is None:
+                from aelab.trace.materialize import Materializer
+
+                mat = Materializer(model)
+
+            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
+                value = mat.buffer_value(b)
+                return (value, 0) if value is not None else None
+
+            st.shadow.lazy[id(stand)] = recover
 
 
 def _record_backward(trainable: list[torch.Tensor], st: State, outs: list[torch.Tensor]) -> bool:

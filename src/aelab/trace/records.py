@@ -105,6 +105,19 @@ class TraceError:
     function_inputs: tuple[TensorInfo, ...] = ()
 
 
+@dataclass(frozen=True)
+class Read:
+    """One value the program read during the run (`.item()`, `.all()`, `nonzero`), and whose answer it got."""
+
+    op: str  # "aten._local_scalar_dense"
+    module: str  # the module path running when it was read ("" = the root)
+    taint: int  # aelab.trace.shadow RANDOM | SYNTHETIC | REPLAYED bits of the value read; 0 = exact
+
+    @property
+    def random(self) -> bool:
+        return bool(self.taint & 1)
+
+
 @dataclass
 class Trace:
     """Everything recorded from one run of a model."""
@@ -126,6 +139,8 @@ class Trace:
     notes: list[str] = field(default_factory=list)
     module_types: dict[str, str] = field(default_factory=dict)  # path -> class name, for every named module
     methods: list[MethodCall] = field(default_factory=list)  # the model's encode()/decode() calls, in order
+    reads: list[Read] = field(default_factory=list)  # values the program read, answered without the weights
+    probes: dict[str, str] = field(default_factory=dict)  # op -> why its meta/fake kernel refused (CPU ran it)
 
     def call(self, cid: int) -> CallEvent:
         return self.calls[cid]

@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 
+from aelab.trace.materialize import Oracle
 from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
+from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
 
 _ACTIVE: State | None = None  # the recording in progress; global hooks and patched samplers look here
@@ -45,6 +47,14 @@ class State:
         self.module_calls: dict[str, int] = {}
         self.execution = "fake"
         self.raise_stack: tuple[int, ...] | None = None  # call stack when an exception first left a module
+        self.data_dependent_module = ""
+        self.shadow = Shadow()  # real values of what does not depend on the weights
+        self.oracle: Oracle | None = None  # answers of a real run, when this run replays one
+        self.probes: dict[str, str] = {}  # op -> why its meta/fake kernel refused (the CPU kernel ran it)
+
+    def current_module(self) -> str:
+        """Path of the innermost module running now ("" for the root or outside any module)."""
+        return self.calls[self.stack[-1]].module if self.stack else ""
 
     # --- tensors ----------------------------------------------------------------------------------
     def info(self, t: torch.Tensor) -> TensorInfo:

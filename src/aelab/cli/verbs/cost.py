@@ -37,9 +37,12 @@ from aelab.io import user_code, write_output
 @click.option("--force", is_flag=True, help="Replace the --out and --graph files if they exist.")
 @click.option("--graph", default=None,
               help="Draw autograd's backward graph to this .svg/.png, the nodes the pattern skips greyed out.")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="Trace in eval mode (dropout, LayerDrop off): counts that would be one random draw are exact.")
 def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable: tuple[str, ...],
             freeze: tuple[str, ...], measure: bool, device: str | None, repeats: int, warmup: int,
-            threads: int | None, fmt: str, out: str | None, graph: str | None, force: bool) -> None:
+            threads: int | None, fmt: str, out: str | None, graph: str | None, force: bool,
+            eval_mode: bool) -> None:
     """Backward FLOPs for a trainable subset, split per layer into input- and weight-gradient work.
 
     Runs forward and backward on fake tensors with exactly the chosen requires_grad pattern and
@@ -63,7 +66,8 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
         loaded = load_model(spec, inputs, args, device="meta")
         model, positional = loaded.model, loaded.positional
         keyword: dict[str, Any] = dict(loaded.keyword)
-        result = cost(model, *positional, trainable=trainable, freeze=freeze, name=loaded.name, **keyword)
+        result = cost(model, *positional, trainable=trainable, freeze=freeze, name=loaded.name,
+                      eval_mode=eval_mode, **keyword)
         flags = choose(model, trainable, freeze)  # the pattern cost() recorded; a rebuilt model has the same names
         if measure:
             from aelab.costing.timing import resolve_device, time_patterns

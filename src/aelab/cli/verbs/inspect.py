@@ -31,9 +31,11 @@ from aelab.io import user_code, write_output
 @click.option("--graph", default=None, help="Also draw the data flow with Graphviz to this .svg/.png file.")
 @click.option("--hourglass", default=None, help="Also plot widths along the data path to this .png/.svg file.")
 @click.option("--no-backward", is_flag=True, help="Skip recording backward (faster; no backward FLOPs).")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="Trace in eval mode (dropout, LayerDrop off): counts that would be one random draw are exact.")
 def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: int | None, fmt: str,
             out: str | None, device: str, bottleneck_only: bool, explain_rows: bool, graph: str | None,
-            hourglass: str | None, no_backward: bool, force: bool) -> None:
+            hourglass: str | None, no_backward: bool, force: bool, eval_mode: bool) -> None:
     """Every layer's shapes, parameters and FLOPs, and the bottleneck, without the model's memory.
 
     FLOPs count a multiply-add as 2, as torch.utils.flop_counter does; elementwise,
@@ -51,7 +53,7 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], depth: in
     with user_code():
         loaded = load_model(spec, inputs, args, device)
         report = inspect(loaded.model, *loaded.positional, depth=depth, backward=not no_backward, name=loaded.name,
-                         explain=explain_rows or fmt == "html", **loaded.keyword)
+                         eval_mode=eval_mode, explain=explain_rows or fmt == "html", **loaded.keyword)
         if report.trace.error is not None and fmt in ("html", "json"):
             from aelab.doctor.diagnose import diagnose
 

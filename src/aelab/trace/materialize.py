@@ -1,0 +1,285 @@
+"""Real values for a model built on meta, one module at a time, and the answers of one real forward.
+
+When a value the program reads depends on the weights (an MoE router's `nonzero`, a data-dependent loop),
+no meta trick knows it: a real forward must run. `real_answers` runs one at the user's batch without ever
+holding the whole model: a dispatch mode swaps each meta parameter or buffer, at the first op that touches
+it, for a real CPU value (`Materializer`), and frees it when the module that needed it returns (no autograd,
+so nothing keeps it alive). Memory is about the largest module plus the activations. The answers of every
+value read (`.item()`, `nonzero`, ...) are kept in an `Oracle`, keyed by op and input shapes, and the meta
+run is then replayed with them: same control flow, the user's batch, backward included, no weights.
+
+Where the values come from, for a meta model (a real model's own weights are used as they are):
+- parameters: each module's own initialisation on an empty CPU copy of the module (transformers'
+  `PreTrainedModel._init_weights(module)`, else torch's `reset_parameters()`), seeded by the owner's path, so
+  a tied parameter gets the same values wherever it is used; what no init covers is drawn from N(0, 0.02).
+  They are an initialisation, not the user's trained weights: a read that depends on them is one draw.
+- buffers: values recorded while the model was built (`remember_buffers`, the CLI's build), else the same
+  inits (transformers 5 initialises `position_ids` and rotary `inv_freq` in `_init_weights`; BatchNorm resets
+  its statistics). A buffer no init writes is not recoverable: it is zeros and the notes say so.
+Every RNG (torch CPU and CUDA, Python's, NumPy's) is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import random
+import weakref
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_map
+
+from aelab.trace.shadow import NOTHING, _kind
+
+# model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
+_BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def remember_buffers(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
+    """Keep the real values of a meta model's buffers, known while it was constructed."""
+    _BUILT_BUFFERS[model] = values
+
+
+@contextlib.contextmanager
+def all_rng_restored() -> Iterator[None]:
+    """Run a block and put back every random state it may draw from: torch CPU/CUDA, `random`, NumPy."""
+    py_state = random.getstate()
+    np_state = None
+    try:
+        import numpy as np
+
+        np_state = np.random.get_state()
+    except ImportError:  # pragma: no cover - numpy ships with torch's wheels
+        np = None  # type: ignore[assignment]
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            if np is not None and np_state is not None:
+                np.random.set_state(np_state)
+
+
+def _seed(path: str) -> int:
+    return zlib.crc32(path.encode()) & 0x7FFFFFFF
+
+
+class Materializer:
+    """Real CPU values of a meta model's parameters and buffers, made per owning module on demand."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.owner: dict[int, tuple[str, nn.Module, str]] = {}  # id(tensor) -> (module path, module, attr)
+        self.init_fn: dict[int, Any] = {}  # id(module) -> the PreTrainedModel whose _init_weights covers it
+        self.built = _BUILT_BUFFERS.get(model, {})
+        self.unrecovered: list[str] = []
+        self.cache: dict[int, torch.Tensor] = {}
+        self._sentinel_left: set[str] = set()
+        self._modules: dict[int, str] = {}
+
+        def walk(module: nn.Module, path: str, hf: Any) -> None:
+            if id(module) in self._modules:
+                return
+            self._modules[id(module)] = path
+            if hasattr(module, "_init_weights") and hasattr(module, "config"):
+                hf = module
+            self.init_fn[id(module)] = hf
+            for attr, t in [*module._parameters.items(), *module._buffers.items()]:
+                if t is not None and id(t) not in self.owner:
+                    self.owner[id(t)] = (path, module, attr)
+            for name, child in module._modules.items():
+                if child is not None:
+                    walk(child, f"{path}.{name}" if path else name, hf)
+
+        walk(model, "", None)
+
+    def knows(self, t: torch.Tensor) -> bool:
+        return id(t) in self.owner
+
+    def value(self, t: torch.Tensor) -> torch.Tensor:
+        """The real value standing for meta parameter/buffer `t` (cached until `evict`)."""
+        hit = self.cache.get(id(t))
+        if hit is not None:
+            return hit
+        path, module, _ = self.owner[id(t)]
+        for attr, real in self.module_values(module, path).items():
+            src = module._parameters.get(attr, module._buffers.get(attr))
+            if src is not None:
+                self.cache[id(src)] = real
+        return self.cache[id(t)]
+
+    def evict(self, ids: list[int]) -> None:
+        for i in ids:
+            self.cache.pop(i, None)
+
+    def buffer_value(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The exact value of meta buffer `t`, or None when nothing recovers it (no build record, no init)."""
+        path, module, attr = self.owner[id(t)]
+        full = f"{path}.{attr}" if path else attr
+        if full in self.built:
+            return self.built[full]
+        values = self.module_values(module, path, note=False)
+        value = values.get(attr)
+        if value is None or full in self._sentinel_left:
+            return None
+        return value
+
+    def module_values(self, module: nn.Module, path: str, *, note: bool = True) -> dict[str, torch.Tensor]:
+        """Real values of `module`'s own parameters and buffers (not its children's), see the module doc."""
+        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad(), all_rng_restored():
+            torch.manual_seed(_seed(path))
+            shell = copy.copy(module)
+            shell._parameters = {}
+            shell._buffers = {}
+            for attr, p in module._parameters.items():
+                if p is not None:
+                    real = torch.empty(p.shape, dtype=p.dtype).normal_(0.0, 0.02) if p.is_floating_point() \
+                        else torch.zeros(p.shape, dtype=p.dtype)
+                    shell._parameters[attr] = nn.Parameter(real, requires_grad=p.requires_grad)
+            sentinel: dict[str, torch.Tensor] = {}
+            for attr, b in module._buffers.items():
+                if b is None:
+                    continue
+                full = f"{path}.{attr}" if path else attr
+                if full in self.built:
+                    shell._buffers[attr] = self.built[full].clone()
+                else:
+                    mark = torch.full(b.shape, float("nan") if b.is_floating_point() else -7, dtype=b.dtype) \
+                        if b.dtype != torch.bool else torch.zeros(b.shape, dtype=b.dtype)
+                    shell._buffers[attr] = mark
+                    sentinel[attr] = mark.clone()
+            hf = self.init_fn.get(id(module))
+            try:
+                if hf is not None:
+                    hf._init_weights(shell)
+                else:
+                    for method in ("reset_parameters", "_reset_parameters", "reset_running_stats"):
+                        fn = getattr(shell, method, None)
+                        if callable(fn):
+                            fn()
+            except Exception:  # an init that needs more than the module itself: keep the N(0, 0.02) draw
+                pass
+            out: dict[str, torch.Tensor] = {a: p.detach() for a, p in shell._parameters.items() if p is not None}
+            for attr, b in shell._buffers.items():
+                if b is None:
+                    continue
+                full = f"{path}.{attr}" if path else attr
+                if attr in sentinel:
+                    mark = sentinel[attr]
+                    same = (b == mark) | (b.isnan() & mark.isnan()) if b.is_floating_point() else b == mark
+                    if b.dtype != torch.bool and bool(same.any()):
+                        self._sentinel_left.add(full)
+                        if note and full not in self.unrecovered:
+                            self.unrecovered.append(full)
+                        b = torch.where(same, torch.zeros((), dtype=b.dtype), b)
+                out[attr] = b
+            return out
+
+
+class Oracle:
+    """The answers of one real run's value reads, by (op, input shapes), each key's answers in order."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[Any, ...], deque[Any]] = {}
+        self.count = 0
+
+    @staticmethod
+    def key(name: str, args: Any, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        shapes = tuple(tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
+        return (name, shapes)
+
+    def record(self, name: str, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        kept = tree_map(lambda t: t.detach().clone() if isinstance(t, torch.Tensor) else t, out)
+        self.answers.setdefault(self.key(name, args, kwargs), deque()).append(kept)
+        self.count += 1
+
+    def pop(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        queue = self.answers.get(self.key(name, args, kwargs))
+        return queue.popleft() if queue else NOTHING
+
+
+class _RealRun(TorchDispatchMode):
+    """Swap meta parameters/buffers for real values at the op that touches them; note every value read."""
+
+    def __init__(self, mat: Materializer | None, oracle: Oracle, device: torch.device) -> None:
+        super().__init__()
+        self.mat = mat
+        self.oracle = oracle
+        self.device = device
+        self.made_in: list[list[int]] = [[]]  # per open module call: ids materialised inside it
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        mat = self.mat
+
+        def swap(x: Any) -> Any:
+            if isinstance(x, torch.Tensor) and x.device.type == "meta" and mat is not None and mat.knows(x):
+                fresh = id(x) not in mat.cache
+                value = mat.value(x)
+                if fresh:
+                    self.made_in[-1].append(id(x))
+                return value
+            if isinstance(x, torch.device) and x.type == "meta":
+                return self.device
+            return x
+
+        args, kwargs = tree_map(swap, args), tree_map(swap, kwargs)
+        if kwargs.get("device") == torch.device("meta"):
+            kwargs["device"] = self.device
+        out = func(*args, **kwargs)
+        if _kind(func)[0]:
+            name = func.overloadpacket.__name__
+            self.oracle.record(f"aten.{name}", args, kwargs, out)
+        return out
+
+
+@contextlib.contextmanager
+def streamed(model: nn.Module, oracle: Oracle | None = None,
+             device: torch.device | None = None) -> Iterator[_RealRun]:
+    """While active, ops see real values for `model`'s meta parameters/buffers, made at first touch and freed
+    when the module call that made them returns; value reads go to `oracle`. RNGs are restored afterwards."""
+    meta = any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
+    mat = Materializer(model) if meta else None
+    mode = _RealRun(mat, oracle if oracle is not None else Oracle(), device or torch.device("cpu"))
+
+    def pre(module: nn.Module, _args: Any) -> None:
+        mode.made_in.append([])
+
+    def post(module: nn.Module, _args: Any, _out: Any) -> None:
+        made = mode.made_in.pop() if len(mode.made_in) > 1 else []
+        if mat is not None:
+            mat.evict(made)
+
+    hooks = [nn.modules.module.register_module_forward_pre_hook(pre),
+             nn.modules.module.register_module_forward_hook(post, always_call=True)]
+    try:
+        with all_rng_restored(), mode:
+            yield mode
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
+                 device: torch.device | None = None) -> tuple[Oracle, list[str]]:
+    """Run `model` once for real at these real inputs, module by module for a meta model, without autograd;
+    return the answers of every value read and the buffers whose values were not recoverable.
+
+    The model is not changed: a meta model keeps its meta tensors, a real one runs on copies of its buffers
+    (a forward in training mode updates BatchNorm's statistics in place). Raises whatever the forward raises.
+    """
+    oracle = Oracle()
+    with torch.no_grad(), streamed(model, oracle, device) as mode:
+        if mode.mat is not None:
+            model(*args, **kwargs)
+        else:
+            state = {n: b.clone() for n, b in model.named_buffers()}
+            torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
+    return oracle, list(mode.mat.unrecovered) if mode.mat is not None else []

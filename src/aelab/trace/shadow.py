@@ -1,0 +1,338 @@
+"""Real values beside a meta/fake run, for the tensors that do not depend on the weights.
+
+A meta or fake run has shapes but no values, so code that reads a value (`mask.all()`, `if p < layerdrop`,
+`x.nonzero()`, `ids.tolist()`) cannot go on. Most such values do not depend on the weights at all: position
+ids are an `arange` of the sequence length, masks are built from the inputs, rotary `inv_freq` from a
+constant. `Shadow` computes those for real, on CPU, as the run goes: every aten op whose tensor arguments all
+have a known value gets its real result too, so a read of that value has an exact answer and the meta run
+continues at the user's batch, with no weights allocated.
+
+What is known: real tensors (constants the code made on CPU), inputs (the user's tensors, or values
+synthesised for a shape, see `synthetic_input`), buffers with values, and whatever is computed from them only.
+Parameters are never known. A result larger than `max_numel` elements is not computed (it becomes unknown):
+the values a program reads are masks and indices, not activations.
+
+Each value carries taints: RANDOM (an RNG op is upstream: the read is one random draw), SYNTHETIC (an input
+given only as a shape is upstream: its values were chosen by us), REPLAYED (taken from a real run on
+initialised weights, see `aelab.trace.materialize`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_map
+
+from aelab.trace.records import Read
+
+RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
+NOTHING: Any = object()  # "no answer": the caller must do something else
+
+
+def is_real(t: torch.Tensor) -> bool:
+    """A tensor with values: not meta, not fake."""
+    return t.device.type != "meta" and not isinstance(t, FakeTensor)
+
+
+@functools.lru_cache(maxsize=2048)
+def _kind(func: Any) -> tuple[bool, bool, bool, tuple[int, ...]]:
+    """(reads values, random, overwrites its first argument whatever it held, mutated argument positions)."""
+    tags = set(func.tags)
+    reads = torch.Tag.data_dependent_output in tags or torch.Tag.dynamic_output_shape in tags
+    random = torch.Tag.nondeterministic_seeded in tags
+    name = func.overloadpacket.__name__
+    overwrite = name in _OVERWRITE
+    mutated = tuple(i for i, a in enumerate(func._schema.arguments)
+                    if a.alias_info is not None and a.alias_info.is_write)
+    return reads, random, overwrite, mutated
+
+
+# in-place ops whose result does not depend on what their first argument held
+_OVERWRITE = frozenset({"fill_", "zero_", "copy_", "normal_", "uniform_", "bernoulli_", "random_", "exponential_",
+                        "geometric_", "cauchy_", "log_normal_"})
+
+
+class Shadow:
+    """The real values of the tensors of one meta/fake run that do not depend on the weights."""
+
+    def __init__(self, *, max_numel: int = 1 << 22, budget_bytes: int = 1 << 29) -> None:
+        self.max_numel = max_numel
+        self.budget = budget_bytes
+        self.used = 0
+        self._known: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}  # id -> (tensor, value, taint)
+        self._by_storage: dict[int, list[int]] = {}
+        self.reads: list[Read] = []
+        self._real_taint: dict[int, tuple[torch.Tensor, int]] = {}  # real tensors made by RNG ops, and after
+        self.lazy: dict[int, Callable[[], tuple[torch.Tensor, int] | None]] = {}  # id -> value on first use
+
+    # --- the table ---------------------------------------------------------------------------------
+    def set(self, t: torch.Tensor, value: torch.Tensor, taint: int = 0) -> None:
+        if is_real(t):
+            return
+        old = self._known.get(id(t))
+        if old is not None and old[0] is t and old[1] is value:
+            self._known[id(t)] = (t, value, taint)
+            return
+        self.used += value.numel() * value.element_size()
+        self._known[id(t)] = (t, value, taint)
+        self._by_storage.setdefault(_storage(t), []).append(id(t))
+
+    def get(self, t: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """(value, taint) of `t`, or None when it is not known."""
+        if is_real(t):
+            tainted = self._real_taint.get(id(t))
+            return t, (tainted[1] if tainted is not None and tainted[0] is t else 0)
+        hit = self._known.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1], hit[2]
+        lazy = self.lazy.pop(id(t), None)
+        if lazy is not None:
+            got = lazy()
+            if got is not None:
+                self.set(t, *got)
+                return got
+        return None
+
+    def forget(self, t: torch.Tensor) -> None:
+        """`t` was written with values we do not know: it and every tensor sharing its storage are unknown."""
+        for key in self._by_storage.pop(_storage(t), []):
+            self._known.pop(key, None)
+        self._known.pop(id(t), None)
+
+    def _known_one(self, x: Any) -> bool:
+        if isinstance(x, torch.Tensor):
+            hit = self._known.get(id(x))
+            return (hit is not None and hit[0] is x) or is_real(x) or self.get(x) is not None
+        if isinstance(x, (list, tuple)):
+            return all(self._known_one(y) for y in x)
+        return True
+
+    def _all_known(self, args: Any, kwargs: dict[str, Any], skip: int | None) -> bool:
+        """The cheap test run on every op: is every tensor argument (but `skip`) known?"""
+        for i, a in enumerate(args):
+            if i != skip and not self._known_one(a):
+                return False
+        return all(self._known_one(v) for v in kwargs.values())
+
+    # --- following the run --------------------------------------------------------------------------
+    def _values(self, args: Any, kwargs: dict[str, Any], skip: int | None = None) -> tuple[Any, Any, int] | None:
+        """args/kwargs with every tensor replaced by its value and devices by cpu; None if one is unknown."""
+        taint = 0
+        missing = False
+
+        def swap(x: Any) -> Any:
+            nonlocal taint, missing
+            if isinstance(x, torch.Tensor):
+                got = self.get(x)
+                if got is None:
+                    missing = True
+                    return x
+                taint |= got[1]
+                return got[0]
+            if isinstance(x, torch.device):
+                return torch.device("cpu")
+            return x
+
+        real_args = []
+        for i, a in enumerate(args):
+            if i == skip and isinstance(a, torch.Tensor):  # overwritten whole: its old values do not matter
+                got = self.get(a)
+                real_args.append(got[0] if got is not None else torch.empty(a.shape, dtype=a.dtype))
+                continue
+            real_args.append(tree_map(swap, a))
+        real_kwargs = {k: tree_map(swap, v) for k, v in kwargs.items()}
+        if missing:
+            return None
+        return real_args, real_kwargs, taint
+
+    def _compute(self, func: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, int] | None:
+        _, random, overwrite, _ = _kind(func)
+        got = self._values(args, kwargs, skip=0 if overwrite else None)
+        if got is None:
+            return None
+        real_args, real_kwargs, taint = got
+        if random:
+            taint |= RANDOM
+        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
+            try:
+                out = func(*real_args, **real_kwargs)
+            except Exception:
+                return None
+        return out, taint
+
+    def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small."""
+        _, _, overwrite, mutated = _kind(func)
+        if not self._all_known(args, kwargs, skip=0 if overwrite else None):
+            for i in mutated:
+                if i < len(args) and isinstance(args[i], torch.Tensor):
+                    self.forget(args[i])
+            return
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not outs and not mutated:
+            return
+        if all(is_real(t) for t in outs) and outs:  # the op ran for real (torch.rand([]) without a device)
+            taint = RANDOM if _kind(func)[1] else 0
+            if self._real_taint:
+                for t in tree_flatten((args, kwargs))[0]:
+                    if isinstance(t, torch.Tensor) and id(t) in self._real_taint:
+                        taint |= self._real_taint[id(t)][1]
+            if taint:
+                for t in outs:
+                    self._real_taint[id(t)] = (t, taint)
+            return
+        size = sum(t.numel() * t.element_size() for t in outs if not is_real(t))
+        numel = max((t.numel() for t in outs), default=0)
+        ok = numel <= self.max_numel and self.used + size <= self.budget
+        got = self._compute(func, args, kwargs) if ok else None
+        if got is None:
+            for i in mutated:
+                if i < len(args) and isinstance(args[i], torch.Tensor):
+                    self.forget(args[i])
+            return
+        real_out, taint = got
+        real_outs = [t for t in tree_flatten(real_out)[0] if isinstance(t, torch.Tensor)]
+        if len(real_outs) != len(outs):
+            return
+        for fake, real in zip(outs, real_outs, strict=True):
+            if tuple(fake.shape) == tuple(real.shape):
+                self.set(fake, real, taint)
+        for i in mutated:  # an in-place op returns its argument: the value now held is the mutated shadow
+            if i < len(args) and isinstance(args[i], torch.Tensor) and self.get(args[i]) is None:
+                self.forget(args[i])
+
+    def getitem(self, base: Any, index: Any, out: Any) -> None:
+        """`base[index]` seen at the Python level: a list index (`x[:, [-1, 0]]`) becomes a tensor that no
+        traced op made, so the aten op alone cannot be followed; compute the real indexing here."""
+        if not isinstance(out, torch.Tensor) or is_real(out) or self.get(out) is not None:
+            return
+        if not isinstance(base, torch.Tensor) or out.numel() > self.max_numel:
+            return
+        got = self._values([base, index], {})
+        if got is None:
+            return
+        (real_base, real_index), _, taint = got
+        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
+            try:
+                value = real_base[real_index]
+            except Exception:
+                return
+        if tuple(value.shape) == tuple(out.shape):
+            self.set(out, value, taint)
+
+    def masks_to_indices(self, args: Any) -> Any:
+        """`x[mask]` with a known boolean mask is `x[mask.nonzero().unbind(1)]`: the same result, but its shape
+        no longer needs the values (a meta/fake kernel can run it; backward of a masked assignment does)."""
+        if len(args) < 2 or not isinstance(args[1], (list, tuple)):
+            return args
+        indices: list[Any] = []
+        changed = False
+        for idx in args[1]:
+            got = self.get(idx) if isinstance(idx, torch.Tensor) and not is_real(idx) else None
+            if got is None or idx.dtype not in (torch.bool, torch.uint8):
+                indices.append(idx)
+                continue
+            with _disable_current_modes(), torch._C.DisableTorchFunction():
+                nz = got[0].bool().nonzero()
+            target = idx.device
+            indices.extend(self.stand_in(nz[:, j].contiguous(), target, got[1]) for j in range(nz.shape[1]))
+            changed = True
+        return (args[0], indices, *args[2:]) if changed else args
+
+    def answer(self, func: Any, args: Any, kwargs: dict[str, Any], module: str) -> Any:
+        """The result of an op that reads values (`.item()`, `nonzero`, a copy to CPU), if its inputs are known.
+
+        Scalars come back as Python numbers; tensors as meta/fake tensors of the real result's shape (values
+        known), or as the real tensor when the op asked for a real device. NOTHING when an input is unknown.
+        """
+        got = self._compute(func, args, kwargs)
+        if got is None:
+            return NOTHING
+        real_out, taint = got
+        self.reads.append(Read(f"aten.{func.overloadpacket.__name__}", module, taint))
+        return self.stand_in(real_out, target_device(args, kwargs), taint)
+
+    def probe(self, func: Any, args: Any, kwargs: dict[str, Any], max_bytes: int = 1 << 30) -> Any:
+        """Run the CPU kernel on the known values, zeros for the unknown (at most `max_bytes` of them), and
+        return stand-ins of its outputs' shapes whose values stay unknown; NOTHING if the CPU kernel fails too."""
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if sum(t.numel() * t.element_size() for t in tensors if self.get(t) is None) > max_bytes:
+            return NOTHING
+
+        def value(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                got = self.get(x)
+                return got[0] if got is not None else torch.zeros(x.shape, dtype=x.dtype)
+            if isinstance(x, torch.device):
+                return torch.device("cpu")
+            return x
+
+        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
+            try:
+                real_out = func(*tree_map(value, args), **tree_map(value, kwargs))
+            except Exception:
+                return NOTHING
+        return self.stand_in(real_out, target_device(args, kwargs), 0, known=False)
+
+    def stand_in(self, real_out: Any, target: torch.device, taint: int, *, known: bool = True) -> Any:
+        """Tensors of `real_out`'s metadata on `target` whose values are `real_out`'s: meta/fake stand-ins
+        under a meta/fake run, the real tensor itself when the program asked for a real device."""
+        fake = _fake_active()
+
+        def make(r: Any) -> Any:
+            if not isinstance(r, torch.Tensor):
+                return r
+            if not fake and target.type != "meta":
+                return r.to(target)
+            t = torch.empty_strided(tuple(r.shape), tuple(r.stride()), dtype=r.dtype, device=target)
+            if known:
+                self.set(t, r, taint)
+            return t
+
+        return tree_map(make, real_out)
+
+
+def target_device(args: Any, kwargs: dict[str, Any]) -> torch.device:
+    """Where an op's output goes: its `device=` argument, else its first meta/fake tensor's device."""
+    dev = kwargs.get("device")
+    if isinstance(dev, torch.device):
+        return dev
+    if isinstance(dev, str):
+        return torch.device(dev)
+    for t in tree_flatten(args)[0]:
+        if isinstance(t, torch.Tensor) and not is_real(t):
+            return t.device
+    return torch.device("meta")
+
+
+def _fake_active() -> bool:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    return any(isinstance(m, FakeTensorMode) for m in _get_current_dispatch_mode_stack())
+
+
+def _storage(t: torch.Tensor) -> int:
+    try:
+        return int(t.untyped_storage()._cdata)
+    except Exception:  # a tensor without storage (sparse, nested): only itself
+        return id(t)
+
+
+def synthetic_input(shape: tuple[int, ...], dtype: torch.dtype, name: str | None, index: int) -> torch.Tensor:
+    """The values an input given only as a shape stands for, on CPU, the same in every mode.
+
+    Integers are 0 (valid ids, token types, labels); a keyword input whose name says mask, and booleans, are
+    1 (attend everywhere: no padding); floats are a seeded standard normal draw. The global RNG is untouched.
+    """
+    if dtype == torch.bool or (name is not None and "mask" in name.lower()):
+        return torch.ones(shape, dtype=dtype)
+    if dtype.is_floating_point or dtype.is_complex:
+        gen = torch.Generator().manual_seed(1234 + index)
+        return torch.randn(shape, generator=gen).to(dtype)
+    return torch.zeros(shape, dtype=dtype)
