@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from aelab.costing.cost import _walk, backward_graph, choose_trainable, cost, matches, requires_grad_pattern
+from aelab.costing.cost import backward_graph, choose_trainable, cost, matches, requires_grad_pattern
 from aelab.errors import ModelError, UsageError
+from aelab.trace.autograd_graph import walk
 from truth import flop_counter
 
 
@@ -257,7 +258,7 @@ def test_graph_marks_equal_autograds_own_pattern_graph(name: str, shape: tuple[i
         model = seeds.SEED_MODELS[name][0]()
     flags = choose_trainable({n: True for n, _ in model.named_parameters()}, freeze=frozen)
     marked = backward_graph(model, [shape], flags)
-    real = _walk(model, [torch.empty(shape, device="meta")], {}, flags)
+    real = walk(model, [torch.empty(shape, device="meta")], {}, flags)
     running = Counter((n.module, n.label, n.param) for n in marked.nodes if n.runs)
     created = Counter((n.module, n.label, n.param) for n in real.nodes)
     assert running == created

@@ -4,8 +4,9 @@ This is the part of `aelab cost` that touches the model: it turns the `--trainab
 into flags (`choose_trainable`), sets them, records one run
 on fake/meta tensors (`aelab.trace.record`) for the pattern and one with every parameter trainable,
 and puts every flag back exactly as it was, whatever happens. The comparison itself is the pure
-analysis `aelab.costing.backward.backward_cost`. `backward_graph` walks autograd's graph of a
-meta/fake forward (what torchviz draws) so `--graph` can show which nodes the pattern skips.
+analysis `aelab.costing.backward.backward_cost`. `backward_graph` marks autograd's graph of a
+meta/fake forward (`aelab.trace.autograd_graph`, what torchviz draws) so `--graph` can show which
+nodes the pattern skips.
 """
 
 from __future__ import annotations
@@ -13,19 +14,15 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.costing.backward import CostReport, backward_cost
 from aelab.errors import UsageError
 from aelab.render.cost_text import explain
-from aelab.trace.record import InputLike, as_input_spec, model_device, record
+from aelab.trace.autograd_graph import GradGraph, autograd_graph
+from aelab.trace.record import InputLike, as_input_spec, record
 from aelab.trace.records import Trace
-from aelab.trace.tensors import flatten_tensors
 
 
 # --- choosing the trainable parameters --------------------------------------------------------------
@@ -154,88 +151,6 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
     return result
 
 
-# --- autograd's graph, as torchviz shows it --------------------------------------------------------------
-@dataclass
-class GradNode:
-    """One autograd node: `AddmmBackward0`, or `AccumulateGrad` for a parameter (then `param` names it)."""
-
-    nid: int
-    label: str
-    module: str  # the module whose forward created it ("" for the root)
-    param: str | None = None
-    shape: tuple[int, ...] | None = None
-    next: list[int] = field(default_factory=list)  # nodes it sends gradients to
-    runs: bool = True  # runs under the pattern
-    next_runs: list[bool] = field(default_factory=list)  # does it compute the gradient for each `next`
-
-
-@dataclass
-class GradGraph:
-    """Autograd's backward graph of the all-trainable forward, marked with what the pattern runs."""
-
-    nodes: list[GradNode]
-    roots: list[int]  # nodes of the outputs
-
-
-def _walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mapping[str, bool],
-          fake_mode: FakeTensorMode | None = None) -> GradGraph:
-    """Autograd's graph of one forward in which exactly the `flags`' True parameters require grad.
-
-    The real weights and buffers never enter the run: meta or fake copies stand in for them
-    (`functional_call`), so the model's flags and BatchNorm statistics stay as they are.
-    """
-    module_names = {id(m): n for n, m in model.named_modules()}
-    with fake_mode if fake_mode is not None else contextlib.nullcontext():
-        def copy_of(t: torch.Tensor) -> torch.Tensor:
-            return fake_mode.from_tensor(t).detach() if fake_mode is not None else t.detach().clone()
-
-        swapped = {n: copy_of(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
-        swapped.update({n: copy_of(b) for n, b in model.named_buffers()})
-    param_names = {id(t): n for n, t in swapped.items()}
-    owner: dict[Any, str] = {}
-
-    def claim(module: nn.Module, _args: Any, output: Any) -> None:
-        path = module_names.get(id(module), "")
-        todo: list[Any] = [t.grad_fn for t in flatten_tensors(output) if t.grad_fn is not None]
-        while todo:
-            node = todo.pop()
-            if node is None or node in owner:
-                continue
-            owner[node] = path
-            todo.extend(n for n, _ in node.next_functions)
-
-    handle = torch.nn.modules.module.register_module_forward_hook(claim)
-    validate = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(False)  # validation reads values fakes lack
-    try:
-        with fake_mode if fake_mode is not None else contextlib.nullcontext():
-            outputs = flatten_tensors(torch.func.functional_call(model, swapped, tuple(args), kwargs,
-                                                                 tie_weights=True))
-    finally:
-        handle.remove()
-        torch.distributions.Distribution.set_default_validate_args(validate)
-    ids: dict[Any, int] = {}
-    nodes: list[GradNode] = []
-    stack = [t.grad_fn for t in reversed(outputs) if t.grad_fn is not None]
-    while stack:  # depth first, numbered in preorder; a loop, not recursion: graphs are thousands of nodes deep
-        node = stack.pop()
-        if node in ids:
-            continue
-        ids[node] = len(nodes)
-        var = getattr(node, "variable", None)
-        gnode = GradNode(len(nodes), type(node).__name__, owner.get(node, ""))
-        if isinstance(var, torch.Tensor):
-            gnode.param = param_names.get(id(var), "(input)")
-            gnode.shape = tuple(var.shape)
-            gnode.module = gnode.param.rsplit(".", 1)[0] if "." in gnode.param else ""
-        nodes.append(gnode)
-        stack.extend(n for n, _ in reversed(node.next_functions) if n is not None)
-    for node, nid in ids.items():
-        nodes[nid].next = [ids[n] for n, _ in node.next_functions if n is not None]
-    roots = [ids[t.grad_fn] for t in outputs if t.grad_fn is not None]
-    return GradGraph(nodes, list(dict.fromkeys(roots)))
-
-
 def mark_pattern(graph: GradGraph, flags: Mapping[str, bool]) -> GradGraph:
     """Which nodes and edges run when only `flags`' True parameters train.
 
@@ -266,29 +181,5 @@ def mark_pattern(graph: GradGraph, flags: Mapping[str, bool]) -> GradGraph:
 def backward_graph(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping[str, bool],
                    kwinputs: Mapping[str, InputLike] | None = None) -> GradGraph:
     """Autograd's graph of one fake/meta forward with every parameter trainable, marked for `flags`."""
-    specs = [as_input_spec(x) for x in inputs]
-    kwspecs = {k: as_input_spec(v) for k, v in (kwinputs or {}).items()}
-    device = model_device(model)
-
-    def make(spec: Any) -> torch.Tensor:
-        if isinstance(spec, torch.Tensor):
-            return spec.to("meta") if device.type == "meta" else spec
-        return torch.empty(spec.shape, dtype=spec.dtype, device=device)
-
     everything = {n: True for n, _ in model.named_parameters()}
-    try:
-        if device.type == "meta":
-            graph = _walk(model, [make(s) for s in specs], {k: make(s) for k, s in kwspecs.items()}, everything)
-        else:
-            mode = FakeTensorMode(allow_non_fake_inputs=True)
-            with mode:
-                args = [mode.from_tensor(s) if isinstance(s, torch.Tensor) else make(s) for s in specs]
-                kwargs = {k: mode.from_tensor(s) if isinstance(s, torch.Tensor) else make(s)
-                          for k, s in kwspecs.items()}
-            graph = _walk(model, args, kwargs, everything, mode)
-    except UsageError:
-        raise
-    except Exception as exc:
-        raise UsageError(f"the forward failed while drawing the backward graph ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); run `aelab doctor`") from exc
-    return mark_pattern(graph, flags)
+    return mark_pattern(autograd_graph(model, inputs, everything, kwinputs), flags)

@@ -26,7 +26,7 @@ from aelab.trace.queries import call_layers, parameter_tids
 from aelab.trace.records import Trace
 
 if TYPE_CHECKING:
-    from aelab.costing.cost import GradGraph
+    from aelab.trace.autograd_graph import GradGraph
 
 NO_DOT = "Graphviz's dot is not installed: apt-get install graphviz"
 FORMATS = ("svg", "png", "pdf")
