@@ -225,14 +225,17 @@ class DataFlow:
         outs = [self._current[t.tid] for t in self.trace.outputs if t.tid in self._current]
         outs = [v for v in outs if v in self.from_x and v != self.x]
         x = self.values[self.x]
-        # an output another output is computed from is an intermediate the model also returns (an encoder's
-        # last state beside a decoder's logits), not a reconstruction, even when its size matches the input's
-        final = [v for v in outs if not any(v in self.upstream(o) for o in outs if o != v)]
         for same in (lambda v: v.shape == x.shape, lambda v: v.numel == x.numel):
-            for v in final:
-                if same(self.values[v]):
+            for v in outs:
+                if same(self.values[v]) and not self._feeds_another(v, outs):
                     return v
         return outs[0] if outs else None
+
+    def _feeds_another(self, vid: int, outs: list[int]) -> bool:
+        """An output another output is computed from is an intermediate the model also returns (an encoder's last
+        state beside a decoder's logits), not a reconstruction, even when its size matches the input's."""
+        reach = self.downstream({vid})
+        return any(o in reach for o in outs if o != vid)
 
     def _side_values(self) -> set[int]:
         """Values that only gate or normalise the main data by broadcasting (a squeeze-excitation branch, a
