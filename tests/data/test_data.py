@@ -118,10 +118,11 @@ def test_speech_is_the_seed_vae_input() -> None:
 
 def test_the_sources_registry_refuses_a_second_source_of_one_name() -> None:
     from aelab.data.embedded import Source, registry
+    from aelab.errors import RegistryError
 
     digits = SOURCES["digits"]
-    with pytest.raises(ValueError, match="'digits' is defined twice"):
+    with pytest.raises(RegistryError, match="'digits' is defined twice"):
         registry(*SOURCES.values(), Source("digits", "again", 1, (1,), "p", "i", digits.locate, digits.read))
-    with pytest.raises(ValueError, match="lower-case words"):
+    with pytest.raises(RegistryError, match="lower-case words"):
         registry(Source("My Data", "s", 1, (1,), "p", "i", digits.locate, digits.read))
     assert list(registry(*SOURCES.values())) == list(SOURCES)

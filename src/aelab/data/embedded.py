@@ -23,7 +23,7 @@ import torch
 
 from aelab.data import audio
 from aelab.data.records import Dataset
-from aelab.errors import UsageError
+from aelab.errors import RegistryError, UsageError
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -195,9 +195,9 @@ def registry(*sources: Source) -> dict[str, Source]:
     out: dict[str, Source] = {}
     for source in sources:
         if source.name in out:
-            raise ValueError(f"data source {source.name!r} is defined twice")
+            raise RegistryError(f"data source {source.name!r} is defined twice")
         if not _NAME.match(source.name):
-            raise ValueError(f"data source name {source.name!r} must be lower-case words joined by '-'")
+            raise RegistryError(f"data source name {source.name!r} must be lower-case words joined by '-'")
         out[source.name] = source
     return out
 
