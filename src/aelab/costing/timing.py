@@ -10,7 +10,6 @@ allocator's state after the other pattern) hits them alike.
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from torch import nn
 
 from aelab.errors import UsageError
 from aelab.trace.inputs import InputSpec
-from aelab.trace.record import model_device
+from aelab.trace.materialize import real_copy
 from aelab.trace.tensors import flatten_tensors
 
 
@@ -73,21 +72,6 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def real_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """A copy of the model on `device` (meta weights are initialised with each module's `reset_parameters`).
-
-    Always a copy: a timed forward in training mode updates BatchNorm's running statistics, and the
-    user's model must come back unchanged."""
-    if model_device(model).type == "meta":
-        clone = copy.deepcopy(model).to_empty(device=device)
-        for m in clone.modules():
-            reset = getattr(m, "reset_parameters", None)
-            if callable(reset):
-                reset()
-        return clone
-    return copy.deepcopy(model).to(device)
-
-
 def _tensor(spec: InputSpec | torch.Tensor, device: torch.device) -> torch.Tensor:
     if isinstance(spec, torch.Tensor):
         return spec.to(device)
@@ -130,7 +114,7 @@ def time_patterns(model: nn.Module, inputs: list[InputSpec | torch.Tensor],
     if threads is not None and threads < 1:
         raise UsageError("--threads must be at least 1")
     dev = resolve_device(device)
-    runner = real_model(model, dev)
+    runner = real_copy(model, dev)
     args = [_tensor(s, dev) for s in inputs]
     kwargs = {k: _tensor(s, dev) for k, s in kwinputs.items()}
     named = dict(runner.named_parameters())

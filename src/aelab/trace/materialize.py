@@ -283,3 +283,19 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
             state = {n: b.clone() for n, b in model.named_buffers()}
             torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
     return oracle, list(mode.mat.unrecovered) if mode.mat is not None else []
+
+
+# --- a whole real copy (timing) ---------------------------------------------------------------------------------
+def real_copy(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """A copy of `model` with real weights on `device` (`aelab cost --measure` times it): always a copy, since a
+    timed forward in training mode updates BatchNorm's running statistics and the user's model must come back
+    unchanged. A meta model's weights are made by each module's `reset_parameters`."""
+    first = next(iter([*model.parameters(), *model.buffers()]), None)
+    if first is not None and first.is_meta:
+        clone = copy.deepcopy(model).to_empty(device=device)
+        for m in clone.modules():
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        return clone
+    return copy.deepcopy(model).to(device)
