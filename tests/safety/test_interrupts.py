@@ -92,3 +92,42 @@ def test_the_models_prints_go_to_stderr_not_into_the_json(aelab, model_file: Pat
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
     assert "hello from the model" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigint_at_random_moments_ten_trials_cold_processes(aelab_popen, tmp_path: Path) -> None:
+    """Issue 12's done-when check: `python -m aelab train` interrupted at a uniformly random moment of its
+    whole life (start-up included), 10 trials: exit 130 every time, resumed (or restarted, when no run
+    folder was made yet) until done, the final weights equal the uninterrupted run's."""
+    import signal
+
+    import torch
+
+    def run_to_end(run: Path) -> None:
+        fresh = not (run / "config.json").exists()
+        p = aelab_popen(*ARGS, "--out", run) if fresh else aelab_popen("train", "--resume", run, "-q")
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+
+    t0 = time.monotonic()
+    run_to_end(tmp_path / "ref")
+    whole = time.monotonic() - t0
+    want = _final(tmp_path / "ref")
+    rnd = random.Random(2026)
+    codes = []
+    for trial in range(10):
+        run = tmp_path / f"t{trial}"
+        p = aelab_popen(*ARGS, "--out", run)
+        time.sleep(rnd.uniform(0.0, whole))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+        codes.append(p.returncode)
+        assert p.returncode in (0, 130), err  # 0: it had finished before the signal
+        if p.returncode == 130:
+            assert err.strip().splitlines()[-1].startswith("aelab: interrupted"), err
+            assert not list(run.rglob(".tmp-*")) if run.exists() else True
+        run_to_end(run)
+        got = _final(run)
+        assert all(torch.equal(got[k], want[k]) for k in want), f"trial {trial} differs"
+    print(f"exit codes of the 10 interrupted trainings: {codes}")
+    assert codes.count(130) >= 8, codes

@@ -12,8 +12,12 @@ import errno
 import importlib
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import click
@@ -93,6 +97,11 @@ def run(argv: list[str] | None = None) -> int:
     """
     _quiet_warnings()
     args = sys.argv[1:] if argv is None else list(argv)
+    with _interrupts_outside_imports():
+        return _invoke(args)
+
+
+def _invoke(args: list[str]) -> int:
     try:
         with cli.make_context("aelab", args) as ctx:
             rv = cli.invoke(ctx)
@@ -117,6 +126,37 @@ def run(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"internal error: {type(exc).__name__}: {_first_line(exc)} (AELAB_DEBUG=1 shows the "
                      "traceback)", EXIT_INTERNAL)
+
+
+def _in_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C as KeyboardInterrupt, but never inside an import (the verbs import torch lazily, and a module
+    interrupted half-way breaks later code with odd errors): then it is raised 20 ms after the import."""
+    if _in_import(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.02)  # SIGALRM comes back here
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_outside_imports() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_interrupt), signal.signal(signal.SIGALRM, _on_interrupt)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
 
 
 def _fail(line: str, code: int) -> int:
