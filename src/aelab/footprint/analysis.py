@@ -188,5 +188,6 @@ def layers(log: StepLog, peak: Peak, block: int = 1) -> list[LayerMemory]:
             at_peak[s.saved_by] = at_peak.get(s.saved_by, 0) + rounded(s.nbytes, block)
     names = list(dict.fromkeys([*saved, *log.outputs]))
     rows = [LayerMemory(n or "(root)", saved.get(n, 0), log.outputs.get(n, 0), at_peak.get(n, 0)) for n in names]
-    rows.sort(key=lambda r: (-r.saved_bytes, -r.output_bytes, r.name))
+    order = {r.name: i for i, r in enumerate(rows)}  # ties keep the order the layers ran in
+    rows.sort(key=lambda r: (-r.saved_bytes, -r.output_bytes, order[r.name]))
     return rows
