@@ -296,3 +296,17 @@ def test_a_network_that_never_narrows_has_no_bottleneck_row() -> None:
     b = analyse(model, [(4, 8)])
     assert (b.layer, b.latent_source, b.path) == ("", "none", [])
     assert bottleneck_lines(b)[0] == "Bottleneck: none"
+
+
+def test_no_bottleneck_record_renders_without_a_latent() -> None:
+    import aelab
+
+    report = aelab.inspect(nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 16)), (4, 8))
+    html = report._repr_html_()
+    assert "there is no bottleneck to report" in html and "Latent:" not in html
+    assert "Bottleneck: none" in str(report)
+    from aelab.errors import UsageError
+    from aelab.render.hourglass import hourglass_svg
+
+    with pytest.raises(UsageError, match="no hourglass to draw: Not an autoencoder"):
+        hourglass_svg(report.bottleneck)

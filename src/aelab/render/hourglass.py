@@ -69,6 +69,8 @@ def _h(width: int | None) -> float:
 
 def _figure(bottleneck: Any, title: str | None = None) -> Figure:
     data = bars(bottleneck)
+    if getattr(bottleneck, "latent_source", None) == "none":
+        raise UsageError(f"no hourglass to draw: {bottleneck.verdict}")
     if not data:
         raise UsageError("no data path from the input to the output was found, so there is no hourglass to draw")
     word = getattr(bottleneck, "position_word", "") or "position"

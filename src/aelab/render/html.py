@@ -136,11 +136,12 @@ def _verdict(report: Report) -> str:
     if b is None:
         return '<p class="verdict" id="verdict">No data path from the inputs to the outputs was found, so there is ' \
                "no bottleneck to mark.</p>"
-    parts = [f'<div class="verdict" id="verdict"><p><b>{_e(b.verdict)}</b></p><ul>',
-             f"<li>Latent: <code>{_e(b.layer)}</code> ({_e(b.type)}), shape <code>{_e(shape(b.shape))}</code>, "
-             f"{count(b.per_sample)} values per sample"
-             + (f", {count(b.per_position)} per {_e(b.position_word or 'position')}" if b.per_position else "")
-             + "</li>"]
+    parts = [f'<div class="verdict" id="verdict"><p><b>{_e(b.verdict)}</b></p><ul>']
+    if b.layer:  # "" when the model has no bottleneck (sequence-to-sequence, never narrower than its input)
+        parts += [f"<li>Latent: <code>{_e(b.layer)}</code> ({_e(b.type)}), shape <code>{_e(shape(b.shape))}</code>, "
+                  f"{count(b.per_sample)} values per sample"
+                  + (f", {count(b.per_position)} per {_e(b.position_word or 'position')}" if b.per_position else "")
+                  + "</li>"]
     if b.encoder or b.decoder:
         parts.append(f"<li>Encoder: {len(b.encoder)} layers, <code>{_e(b.encoder[0] if b.encoder else '—')}</code> … "
                      f"<code>{_e(b.encoder[-1] if b.encoder else '—')}</code>; decoder: {len(b.decoder)} layers, "
