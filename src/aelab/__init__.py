@@ -8,7 +8,8 @@ The public API, each function with the record it returns:
 - `memory(model, *inputs)` -> `MemoryReport`: the training step's memory footprint
 - `explain_layer(kind, input_shape, ...)` -> `LayerExplanation`: a layer's size formulas with the numbers in
 - `build(kind, input_shape, latent)` -> `Autoencoder`: an autoencoder for any input shape
-- `train(run_dir, config)` -> `RunResult`; `evaluate(run_dir)` -> `Evaluation`; `detect(run_dir)` -> `Detection`
+- `train(model, data, **options)` -> `Run`: a built kind or your own nn.Module, trained (docs/train.md)
+- `evaluate(run)` -> `Evaluation`; `detect(run, data)` -> `Detection`: judge a run (its folder or its `Run`)
 
 Bad input raises `UsageError`, a wrong model `ModelError`; both are `AelabError`s. Names are imported
 lazily: `import aelab` loads no torch-heavy room until one of them is used.
@@ -38,6 +39,7 @@ _LAZY: dict[str, str] = {
     "build": "aelab.models",
     "Autoencoder": "aelab.models",
     "train": "aelab.training.api",
+    "Run": "aelab.training.api",
     "TrainConfig": "aelab.training.config",
     "RunResult": "aelab.training.run",
     "evaluate": "aelab.evaluation.api",
@@ -58,6 +60,7 @@ __all__ = [
     "MemoryReport",
     "ModelError",
     "Report",
+    "Run",
     "RunResult",
     "TrainConfig",
     "UsageError",
@@ -86,7 +89,7 @@ if TYPE_CHECKING:
     from aelab.footprint.report import MemoryReport
     from aelab.inspection.report import Report, inspect
     from aelab.models import Autoencoder, build
-    from aelab.training.api import train
+    from aelab.training.api import Run, train
     from aelab.training.config import TrainConfig
     from aelab.training.run import RunResult
 

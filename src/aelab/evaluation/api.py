@@ -1,4 +1,8 @@
-"""`aelab.evaluate` and `aelab.detect`: judge a trained run folder (the Python form of the verbs)."""
+"""`aelab.evaluate(run)` and `aelab.detect(run, data)`: what the `evaluate` and `detect` verbs do, from Python.
+
+`run` is a run folder (a path) or the `Run` that `aelab.train` returned. Both write what the verbs
+write (RUN/metrics.json and the pictures; the scores CSV and its JSON summary) and return the record.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +11,87 @@ from typing import Any
 
 import torch
 
-from aelab.data import SOURCES, load
-from aelab.evaluation.detect import Detection
-from aelab.evaluation.detect import detect as _detect
+from aelab.errors import UsageError
+from aelab.evaluation.detect import Detection, csv_text
+from aelab.evaluation.detect import detect as detect_rows
 from aelab.evaluation.report import Evaluation, eval_rows, run_dataset
-from aelab.evaluation.report import evaluate as _evaluate
-from aelab.training.rundir import load_run
+from aelab.evaluation.report import evaluate as evaluate_rows
+
+RunLike = str | Path | Any  # a run folder, or aelab.training.api.Run
 
 
-def evaluate(run_dir: str | Path, *, part: str = "test", limit: int | None = None, nll_samples: int = 1000,
-             nll_rows: int = 500, device: str = "cpu", seed: int = 0) -> Evaluation:
-    """The metrics of the run in `run_dir` on its own data's `part` rows ('test', 'train' or 'all').
+def _path(run: RunLike) -> Path:
+    if isinstance(run, str | Path):
+        return Path(run)
+    path = getattr(run, "run_dir", None)
+    if isinstance(path, Path):
+        return path
+    raise UsageError(f"run must be a run folder or what aelab.train returned, not {type(run).__name__}")
 
-    Reconstruction MSE, PSNR and BCE (data in [0, 1]); for VAEs the ELBO and the importance-sampled NLL
-    (K = `nll_samples`) on the first `nll_rows` rows; per class where the data have labels. The same
-    numbers as `aelab evaluate`, which also writes them to RUN/metrics.json and draws the pictures.
-    """
-    run = load_run(Path(run_dir), device)
-    ds = run_dataset(run)
+
+def evaluate_run(run: Path, device: torch.device | str, part: str, limit: int | None, nll_samples: int,
+                 nll_rows: int = 500, seed: int = 0, plots: bool = True) -> tuple[Evaluation, list[Path]]:
+    """Evaluate the run in `run` on its own data; write RUN/metrics.json and (with `plots`) its pictures."""
+    from aelab.evaluation.pictures import draw_all
+    from aelab.io import atomic_write_json
+    from aelab.training import load_run
+
+    loaded = load_run(run, device)
+    ds = run_dataset(loaded)
     rows = eval_rows(ds, part, limit)
     torch.manual_seed(seed)
-    result, _ = _evaluate(run, ds, rows, nll_samples=nll_samples, nll_rows=nll_rows, part=part)
+    result, outputs = evaluate_rows(loaded, ds, rows, nll_samples=nll_samples, nll_rows=nll_rows, part=part)
+    atomic_write_json(run / "metrics.json", result.to_dict())
+    return result, draw_all(loaded, outputs, ds.kind, run) if plots else []
+
+
+def evaluate(run: RunLike, *, part: str = "test", limit: int | None = None, nll_samples: int = 1000,
+             nll_rows: int = 500, seed: int = 0, plots: bool = True, device: str = "cpu") -> Evaluation:
+    """Metrics (and for VAEs the ELBO, NLL and posterior diagnostics) of a run on its held-out rows;
+    writes RUN/metrics.json and, with `plots`, the pictures (listed in `Evaluation.pictures`)."""
+    result, pictures = evaluate_run(_path(run), device, part, limit, nll_samples, nll_rows, seed, plots)
+    result.pictures = [str(p) for p in pictures]
     return result
 
 
-def detect(run_dir: str | Path, data: str | None = None, *, data_options: dict[str, Any] | None = None,
-           part: str = "auto", score: str = "auto", samples: int = 10, normal_class: int | None = None,
-           skip_bad: bool = False, device: str = "cpu", seed: int = 0) -> Detection:
-    """Anomaly scores per row from the run in `run_dir` (higher = more anomalous); AUROC/AUPR with labels.
+def detect_run(run: Path, data: str | None = None, data_options: dict[str, Any] | None = None, part: str = "auto",
+               score: str = "auto", samples: int = 10, normal_class: int | None = None, skip_bad: bool = False,
+               out: Path | None = None, device: torch.device | str = "cpu", seed: int = 0,
+               **extra: Any) -> Detection:
+    """Score rows of `data` (default: the run's own test rows); write the CSV and its JSON summary."""
+    from aelab.data import SOURCES, load
+    from aelab.io import atomic_write_json, write_output
+    from aelab.training import load_run
 
-    `data` is a file, a folder or an embedded set (default: the run's own data); `part='auto'` scores the
-    held-out test rows of the run's own data set and every row of other data. `score`: 'recon'
-    (reconstruction MSE), 'elbo' (negative ELBO, VAEs) or 'auto'. The same scores as `aelab detect`.
-    """
-    run = load_run(Path(run_dir), device)
-    own = data is None or data == run.info.train.data
-    name = run.info.train.data if data is None else data
-    options = run.info.train.data_options if own and data_options is None else dict(data_options or {})
+    loaded = load_run(run, device)
+    own = data is None or data == loaded.info.train.data
+    name = loaded.info.train.data if data is None else data
+    options = loaded.info.train.data_options if own and not data_options else dict(data_options or {})
     ds = load(name, options, skip_bad)
     if part == "auto":
         part = "test" if own or name in SOURCES else "all"
     rows = eval_rows(ds, part, None)
     torch.manual_seed(seed)
-    return _detect(run, ds, rows, score, samples, normal_class)
+    det = detect_rows(loaded, ds, rows, score, samples, normal_class, **extra)
+    det.data, det.part = name, part
+    det.csv = str(out or run / "scores.csv")
+    write_output(csv_text(det), det.csv, force=True)
+    summary = det.summary() | {"data": name, "part": part, "csv": det.csv}
+    if det.features is not None and det.feature_names is not None:
+        from aelab.evaluation.threshold import feature_csv
+
+        path = Path(det.csv).with_name(Path(det.csv).stem + "-features.csv")
+        write_output(feature_csv(det.rows, det.features, det.feature_names), str(path), force=True)
+        summary["per_feature_csv"] = str(path)
+    atomic_write_json(Path(det.csv).with_suffix(".json"), summary)
+    det.summary_record = summary
+    return det
+
+
+def detect(run: RunLike, data: str | None = None, *, score: str = "auto", part: str = "auto", samples: int = 10,
+           normal_class: int | None = None, out: str | Path | None = None, device: str = "cpu", seed: int = 0,
+           data_options: dict[str, Any] | None = None, **options: Any) -> Detection:
+    """Anomaly scores of every row (higher = more anomalous), written to RUN/scores.csv (or `out`), with
+    AUROC/AUPR where the data have labels."""
+    return detect_run(_path(run), data, data_options, part, score, samples, normal_class, False,
+                      Path(out) if out is not None else None, device, seed, **options)

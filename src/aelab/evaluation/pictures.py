@@ -21,6 +21,7 @@ def draw_all(run: LoadedRun, outputs: Outputs, kind: str, out_dir: Path, n_sampl
         drawn = run.model.sample(n_samples).float().cpu()
         written.append(plots.samples(drawn, kind, out_dir / "samples.png"))
     names = run.info.data.get("class_names")
-    written.append(plots.latent_space(outputs.latents, outputs.labels, names, out_dir / "latent.png"))
+    if outputs.latents.shape[1] > 0:  # a user model whose latent the bottleneck analysis did not find has none
+        written.append(plots.latent_space(outputs.latents, outputs.labels, names, out_dir / "latent.png"))
     written.append(plots.loss_curves(run.history, out_dir / "loss.png"))
     return [p for p in written if p is not None]

@@ -14,6 +14,7 @@ from aelab.data.records import Dataset
 from aelab.errors import UsageError
 from aelab.evaluation.metrics import LIKELIHOOD_METRICS, METRICS
 from aelab.evaluation.nll import importance_sampled
+from aelab.evaluation.posterior import PosteriorReport, posterior_report, range_warnings
 from aelab.io import finite_json
 from aelab.models.kind import Capability
 from aelab.training.rundir import LoadedRun
@@ -53,6 +54,10 @@ class Evaluation:
     metrics: list[MetricSummary]
     nll_samples: int = 0
     notes: list[str] = field(default_factory=list)
+    pictures: list[str] = field(default_factory=list)  # written by aelab.evaluate (not in metrics.json)
+    posterior: PosteriorReport | None = None  # models with a posterior: KL per dim, active units, warnings
+    latent: dict[str, Any] | None = None  # where the latent is and its per-dimension statistics
+    extra: dict[str, float] = field(default_factory=dict)  # metrics only this kind has (VQ-VAE: codebook)
 
     @property
     def non_finite(self) -> list[str]:
@@ -63,7 +68,20 @@ class Evaluation:
         return {"run": self.run, "data": self.data, "part": self.part, "rows": self.rows,
                 "nll_samples": self.nll_samples, "notes": self.notes, "non_finite": self.non_finite,
                 "metrics": finite_json({m.name: {"mean": m.mean, "unit": m.unit, "better": m.better, "rows": m.rows,
-                                                 "doc": m.doc, "per_class": m.per_class} for m in self.metrics})[0]}
+                                                 "doc": m.doc, "per_class": m.per_class} for m in self.metrics})[0],
+                "posterior": finite_json(self.posterior.to_dict())[0] if self.posterior is not None else None,
+                "latent": finite_json(self.latent)[0], "kind_metrics": finite_json(self.extra)[0]}
+
+
+def latent_stats(model: Any, latents: Tensor) -> dict[str, Any] | None:
+    """The latent's layer (where known) and each dimension's mean and standard deviation over the rows."""
+    if latents.shape[1] == 0:
+        return None
+    where = getattr(model, "latent", None)
+    layer = getattr(where, "layer", None) or "encoder output"
+    z = latents.double()
+    return {"layer": layer, "dims": int(z.shape[1]), "mean": z.mean(0).tolist(),
+            "std": z.std(0, unbiased=False).tolist()}
 
 
 def run_dataset(run: LoadedRun) -> Dataset:
@@ -112,8 +130,11 @@ def evaluate(run: LoadedRun, ds: Dataset, rows: Tensor, nll_samples: int = 1000,
     kept_x: list[Tensor] = []
     kept_r: list[Tensor] = []
     batches = DeviceBatches(ds, rows, batch_size, device, run.info.normalizer)
+    data_max, out_lo, out_hi = -math.inf, math.inf, -math.inf
     for xb in batches:
         out = model(xb)
+        data_max = max(data_max, float(xb.max()))
+        out_lo, out_hi = min(out_lo, float(out.reconstruction.min())), max(out_hi, float(out.reconstruction.max()))
         for k, m in chosen.items():
             values[k].append(m.compute(xb, out.reconstruction).cpu())
         latents.append(out.latent.flatten(1).float().cpu())
@@ -124,7 +145,7 @@ def evaluate(run: LoadedRun, ds: Dataset, rows: Tensor, nll_samples: int = 1000,
     names = ds.class_names
     summaries = [_summaries(k, m.unit, m.better, m.doc, torch.cat(values[k]), labels, names)
                  for k, m in chosen.items()]
-    notes = []
+    notes = range_warnings(data_max, out_lo, out_hi)
     if not unit:
         notes.append("PSNR and BCE need data in [0, 1]; this run's data are not, so they are left out")
     likelihood = model.has(Capability.POSTERIOR) and model.has(Capability.LIKELIHOOD)
@@ -135,7 +156,15 @@ def evaluate(run: LoadedRun, ds: Dataset, rows: Tensor, nll_samples: int = 1000,
     else:
         notes.append("ELBO and NLL need a posterior and a likelihood (VAEs); this model has not both")
     evaluation = Evaluation(str(run.path), ds.name, part, len(rows), summaries, nll_samples, notes)
-    outputs = Outputs(torch.cat(kept_x)[:keep], torch.cat(kept_r)[:keep], torch.cat(latents), labels)
+    all_latents = torch.cat(latents)
+    evaluation.latent = latent_stats(model, all_latents)
+    if model.has(Capability.POSTERIOR):
+        evaluation.posterior = posterior_report(model, DeviceBatches(ds, rows, batch_size, device,
+                                                                     run.info.normalizer))
+        if evaluation.posterior is not None:
+            evaluation.notes = evaluation.posterior.warnings + evaluation.notes
+    evaluation.extra = model.extra_metrics(DeviceBatches(ds, rows, batch_size, device, run.info.normalizer))
+    outputs = Outputs(torch.cat(kept_x)[:keep], torch.cat(kept_r)[:keep], all_latents, labels)
     return evaluation, outputs
 
 

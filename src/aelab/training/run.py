@@ -18,6 +18,7 @@ import torch
 
 from aelab import data as datamod
 from aelab.errors import Interrupted, UsageError
+from aelab.evaluation.posterior import PosteriorReport, posterior_report, summary_line
 from aelab.models.base import KLControl
 from aelab.training import rng
 from aelab.training.checkpoint import (
@@ -283,6 +284,10 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
                                f"({_last_good(run_dir, ledger)}); lower --lr (now {config.lr:g}) "
                                f"or set --grad-clip and train again") from None
             _end_epoch(ledger, epoch, stats, val, optimizer, config)
+            diagnosis = _diagnose(model, val_batches)
+            if diagnosis is not None:
+                ledger.history[-1].update(active_units=diagnosis.active_units, latent_units=diagnosis.dims,
+                                          kl_per_sample=diagnosis.kl_per_sample)
             improved = ledger.best_epoch == epoch
             if world.main and improved:  # before the checkpoint: a resumed run then always finds them consistent
                 atomic_write(run_dir / MODEL, weights_bytes(model.state_dict()))
@@ -296,11 +301,25 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
                                 config.keep_checkpoints)
             barrier(world)
             progress.line(_epoch_line(ledger.history[-1], config.epochs, improved and val is not None))
+            if diagnosis is not None and (epoch == config.epochs or ledger.finished or diagnosis.warnings):
+                progress.line(f"  posterior on the validation rows: {summary_line(diagnosis)}")
+                for warning in diagnosis.warnings:
+                    progress.line(f"  warning: {warning}")
             if ledger.finished or (stop_after is not None and epoch >= stop_after):
                 if ledger.stopped_early:
                     progress.line(f"stopped early: no better validation loss for {config.patience} epochs; "
                                   f"best was epoch {ledger.best_epoch}")
                 return
+
+
+def _diagnose(model: Any, val_batches: Any) -> PosteriorReport | None:
+    """KL per dimension and active units of a model with a posterior, on (up to 1,000) validation rows."""
+    from aelab.models.kind import Capability
+
+    if val_batches is None or not model.has(Capability.POSTERIOR):
+        return None
+    model.eval()
+    return posterior_report(model, val_batches, max_rows=1000)
 
 
 def kl_control(config: TrainConfig, step: int, steps_per_epoch: int) -> KLControl | None:
@@ -352,6 +371,8 @@ def _epoch_line(rec: dict[str, Any], epochs: int, best: bool) -> str:
     text = f"epoch {rec['epoch']}/{epochs}  loss {rec['loss']:.5g}"
     if "val_loss" in rec:
         text += f"  val {rec['val_loss']:.5g}"
+    if "active_units" in rec:
+        text += f"  kl {rec['kl_per_sample']:.4g}  active {rec['active_units']}/{rec['latent_units']}"
     text += f"  lr {rec['lr']:.3g}  {rec['samples_per_s']:,.0f} samples/s  {rec['seconds']:.1f} s"
     return text + ("  (best)" if best else "")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from aelab.cli.ranges import POSITIVE, SEED
-from aelab.cli.verbs.evaluate import evaluate_run
+from aelab.evaluation.api import evaluate_run
 from aelab.training import TrainConfig, train
 from aelab.training.rundir import CONFIG
 

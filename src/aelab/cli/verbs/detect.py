@@ -12,6 +12,7 @@ from aelab.cli.ranges import POSITIVE, SEED
 from aelab.data import SOURCES, load
 from aelab.errors import UsageError
 from aelab.evaluation import SCORES, csv_text, detect, eval_rows
+from aelab.evaluation.threshold import feature_csv
 from aelab.io import check_target, json_bytes, write_file, write_output
 from aelab.training import load_run
 from aelab.training.distributed import pick_device
@@ -34,10 +35,16 @@ from aelab.training.distributed import pick_device
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="CSV path, the summary beside it as .json (default RUN/scores.csv); existing files need --force.")
 @click.option("--force", is_flag=True, help="Replace the --out CSV and its .json if they exist.")
+@click.option("--fpr", type=float, default=None, metavar="RATE",
+              help="Flag rows above the threshold that the run's normal validation rows exceed at this "
+                   "false-alarm rate, e.g. 0.01.")
+@click.option("--per-feature", is_flag=True,
+              help="Also write each row's squared error per feature (per time step for sequences) beside the CSV.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, score: str, samples: int,
-            normal_class: int | None, skip_bad: bool, out: Path | None, force: bool, device: str, seed: int) -> None:
+            normal_class: int | None, skip_bad: bool, out: Path | None, force: bool, fpr: float | None,
+            per_feature: bool, device: str, seed: int) -> None:
     """Score rows by how badly the run's model explains them (higher = more anomalous)."""
     csv_path, json_path = _outputs(run, out, force)
     loaded = load_run(run, pick_device(device))
@@ -49,9 +56,13 @@ def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, s
         part = "test" if own or name in SOURCES else "all"
     rows = eval_rows(ds, part, None)
     torch.manual_seed(seed)
-    det = detect(loaded, ds, rows, score, samples, normal_class)
+    det = detect(loaded, ds, rows, score, samples, normal_class, fpr=fpr, per_feature=per_feature)
     write_output(csv_text(det), csv_path, force=force or out is None)
     summary = det.summary() | {"data": name, "part": part, "csv": str(csv_path)}
+    if det.features is not None and det.feature_names is not None:
+        features = csv_path.with_name(csv_path.stem + "-features.csv")
+        write_output(feature_csv(det.rows, det.features, det.feature_names), features, force=force or out is None)
+        summary["per_feature_csv"] = str(features)
     write_file(json_path, json_bytes(summary), force=force or out is None)
     click.echo(f"{len(rows):,} rows of {ds.name} ({part}) scored by {SCORES[det.score][2]}: {csv_path}")
     if det.auroc is not None and det.aupr is not None and det.anomaly is not None:
@@ -59,6 +70,14 @@ def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, s
                    f"{det.normal})")
     else:
         click.echo(f"no AUROC: {det.normal}")
+    if det.threshold is not None:
+        line = (f"threshold {det.threshold.value:.6g} (--fpr {fpr}: the {1 - det.threshold.fpr:.4g} quantile of "
+                f"{det.threshold.normal_rows:,} normal validation rows): {summary['flagged']:,} rows flagged")
+        measured = [f"{k.replace('_', ' ')} {summary[k]:.4f}" for k in ("precision", "recall", "false_alarm_rate")
+                    if summary.get(k) is not None]
+        click.echo(line + ("; " + "  ".join(measured) if measured else ""))
+    if "per_feature_csv" in summary:
+        click.echo(f"per-feature errors: {summary['per_feature_csv']}")
 
 
 def _outputs(run: Path, out: Path | None, force: bool) -> tuple[Path, Path]:

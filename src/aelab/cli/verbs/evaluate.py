@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from aelab.cli.ranges import COUNT, POSITIVE, SEED
-from aelab.evaluation import Evaluation, eval_rows, evaluate, run_dataset
-from aelab.evaluation.pictures import draw_all
-from aelab.io import atomic_write_json
-from aelab.training import load_run
+from aelab.evaluation import Evaluation
+from aelab.evaluation.api import evaluate_run
+from aelab.evaluation.posterior import WARNINGS, summary_line
 from aelab.training.distributed import pick_device
 
 
@@ -44,18 +42,6 @@ def command(run: Path, nll_samples: int, nll_rows: int, part: str, limit: int | 
         click.echo(f"picture: {path}")
 
 
-def evaluate_run(run: Path, device: torch.device | str, part: str, limit: int | None, nll_samples: int,
-                 nll_rows: int = 500, seed: int = 0, plots: bool = True) -> tuple[Evaluation, list[Path]]:
-    """Evaluate the run in `run` on its own data; write RUN/metrics.json and (with `plots`) its pictures."""
-    loaded = load_run(run, device)
-    ds = run_dataset(loaded)
-    rows = eval_rows(ds, part, limit)
-    torch.manual_seed(seed)
-    result, outputs = evaluate(loaded, ds, rows, nll_samples=nll_samples, nll_rows=nll_rows, part=part)
-    atomic_write_json(run / "metrics.json", result.to_dict())
-    return result, draw_all(loaded, outputs, ds.kind, run) if plots else []
-
-
 def _print(result: Evaluation) -> None:
     console = Console(width=140)
     table = Table(title=f"{result.run} on {result.data} ({result.part} rows: {result.rows:,})")
@@ -73,5 +59,13 @@ def _print(result: Evaluation) -> None:
         for c in classes:
             per.add_row(c, *(f"{m.per_class[c]:.5g}" if c in m.per_class else "-" for m in result.metrics))
         console.print(per)
+    if result.posterior is not None:
+        console.print(f"posterior: {summary_line(result.posterior)}", highlight=False, markup=False)
+        kl = ", ".join(f"{v:.3g}" for v in result.posterior.kl_per_dim[:32])
+        more = " ..." if result.posterior.dims > 32 else ""
+        console.print(f"KL per latent dimension (nats): {kl}{more}", highlight=False, markup=False)
+    for name, value in result.extra.items():
+        console.print(f"{name}: {value:.5g}", highlight=False)
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
+        word = "warning" if note.split(":")[0] in WARNINGS else "note"
+        console.print(f"{word}: {note}", highlight=False, markup=False)

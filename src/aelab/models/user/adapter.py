@@ -112,7 +112,7 @@ class UserModel(nn.Module):
         shape = "x".join(map(str, self.input_shape))
         latent = (f"latent {self.latent.layer} {'x'.join(map(str, self.latent.shape))}" if self.latent
                   else "no latent found")
-        return [f"{self.source.get('spec', type(self.net).__name__)}: input {shape} -> {latent}; {n:,} parameters",
+        return [f"{self.source.get('name', type(self.net).__name__)}: input {shape} -> {latent}; {n:,} parameters",
                 *self.notes, f"loss: {self.reading.line}"]
 
     def check_target(self, x: Tensor) -> None:
