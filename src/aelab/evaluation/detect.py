@@ -68,7 +68,7 @@ class Detection:
     threshold: Threshold | None = None  # --fpr
     features: Tensor | None = None  # --per-feature: (rows, features or time steps) squared errors
     feature_names: list[str] | None = None
-    summary_record: dict[str, Any] | None = None  # what detect_run wrote beside the CSV
+    summary_record: dict[str, object] | None = None  # what detect_run wrote beside the CSV
 
     @property
     def flags(self) -> Tensor | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -18,6 +18,16 @@ from aelab.evaluation.posterior import PosteriorReport, posterior_report, range_
 from aelab.io import finite_json
 from aelab.models.kind import Capability
 from aelab.training.rundir import LoadedRun
+
+
+@dataclass
+class LatentStats:
+    """Where the latent is (the bottleneck analysis' layer for a user's model) and each dimension's spread."""
+
+    layer: str
+    dims: int
+    mean: list[float]
+    std: list[float]
 
 
 @dataclass
@@ -56,7 +66,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     pictures: list[str] = field(default_factory=list)  # written by aelab.evaluate (not in metrics.json)
     posterior: PosteriorReport | None = None  # models with a posterior: KL per dim, active units, warnings
-    latent: dict[str, Any] | None = None  # where the latent is and its per-dimension statistics
+    latent: LatentStats | None = None  # where the latent is and its per-dimension statistics
     extra: dict[str, float] = field(default_factory=dict)  # metrics only this kind has (VQ-VAE: codebook)
 
     @property
@@ -70,18 +80,18 @@ class Evaluation:
                 "metrics": finite_json({m.name: {"mean": m.mean, "unit": m.unit, "better": m.better, "rows": m.rows,
                                                  "doc": m.doc, "per_class": m.per_class} for m in self.metrics})[0],
                 "posterior": finite_json(self.posterior.to_dict())[0] if self.posterior is not None else None,
-                "latent": finite_json(self.latent)[0], "kind_metrics": finite_json(self.extra)[0]}
+                "latent": finite_json(asdict(self.latent))[0] if self.latent is not None else None,
+                "kind_metrics": finite_json(self.extra)[0]}
 
 
-def latent_stats(model: Any, latents: Tensor) -> dict[str, Any] | None:
+def latent_stats(model: Any, latents: Tensor) -> LatentStats | None:
     """The latent's layer (where known) and each dimension's mean and standard deviation over the rows."""
     if latents.shape[1] == 0:
         return None
     where = getattr(model, "latent", None)
     layer = getattr(where, "layer", None) or "encoder output"
     z = latents.double()
-    return {"layer": layer, "dims": int(z.shape[1]), "mean": z.mean(0).tolist(),
-            "std": z.std(0, unbiased=False).tolist()}
+    return LatentStats(layer, int(z.shape[1]), z.mean(0).tolist(), z.std(0, unbiased=False).tolist())
 
 
 def run_dataset(run: LoadedRun) -> Dataset:
