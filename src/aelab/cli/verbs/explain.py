@@ -2,24 +2,23 @@
 
 Prints a layer's output-size formula with the numbers filled in, its output shape, weight and bias shapes,
 parameters and FLOPs; with --want, the padding (conv) or output_padding (transposed conv) that gives a size.
-The arithmetic lives in aelab.shapes.formulas and formulas_inverse; this module only parses and prints.
+The arithmetic lives in aelab.explain, the text in aelab.render.explain_text; this module only parses.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from aelab.cli.ranges import POSITIVE
 from aelab.errors import UsageError
-from aelab.explain.inverse import SizeSolution, solve_layer
-from aelab.explain.layers import LayerExplanation, explain_layer, resolve_kind, sizes_arg
-from aelab.shapes.notation import shape_text
+from aelab.explain.inverse import solve_layer
+from aelab.explain.layers import explain_layer, resolve_kind
+from aelab.render.explain_text import render_explanation_text, render_solutions_text
 from aelab.trace.inputs import parse_shape
 
 EPILOG = """\b
@@ -59,54 +58,6 @@ def parse_sizes(text: str | None, option: str, words: tuple[str, ...] = ()) -> A
         raise UsageError(f"{option} takes an integer or sizes joined by 'x' (e.g. 3x5){extra}, got {text!r}")
     values = tuple(int(v) for v in re.split(r"[x×,]", text.replace(" ", "")))
     return values[0] if len(values) == 1 else values
-
-
-def _line(label: str, value: str) -> Text:
-    text = Text("  ")
-    text.append(f"{label:<9}", style="bold")
-    return text.append(value)
-
-
-def render_explanation(e: LayerExplanation) -> list[Text]:
-    """The text form: one line per fact, the size formulas between the input and the output shape."""
-    lines = [Text.assemble((e.kind, "bold cyan"), "  ", e.torch_call),
-             _line("input", shape_text(("N", *e.input_shape)))]
-    lines += [Text(f"  {d.formula}", style="green") for d in e.derivations]
-    lines += [_line("output", shape_text(("N", *e.output_shape))), _line("computes", e.equation)]
-    if e.weight_shape is not None:
-        lines.append(_line("weight", f"{e.weight_shape}   {e.weight_layout}"))
-    if e.bias_shape is not None:
-        lines.append(_line("bias", str(e.bias_shape)))
-    lines.append(_line("params", f"{e.params} = {e.params_formula}" if e.params else "0"))
-    if e.flops:
-        lines += [_line("FLOPs", f"{e.flops} = {e.flops_formula}"),
-                  _line("", f"for batch {e.batch}; a multiply-add counts 2, as in torch.utils.flop_counter")]
-    else:
-        lines.append(_line("FLOPs", f"0 ({e.flops_formula})"))
-    lines += [_line("note", note) for note in e.notes]
-    return lines
-
-
-def render_solutions(kind: str, solutions: tuple[SizeSolution, ...]) -> list[Text]:
-    """The text form of --want: per dimension the answer and its derivation, or why not and the nearest."""
-    solves = solutions[0].solves
-    wanted = ", ".join(f"{s.dim}_out = {s.want} from {s.dim} = {s.input_size}" for s in solutions)
-    lines = [Text.assemble((kind, "bold cyan"), f"  {solves} for {wanted}")]
-    for s in solutions:
-        lines.append(_line(s.dim, s.note))
-        for o in s.exact:
-            lines.append(Text(f"  {'':<9}{o.derivation.formula}", style="green"))
-        for o in s.nearest:
-            setting = f"padding {o.padding}" + (f", output_padding {o.output_padding}"
-                                                if solves == "output_padding" else "")
-            lines.append(Text(f"  {'':<9}nearest: {setting}: {o.derivation.formula}", style="yellow"))
-    if all(s.exact for s in solutions):
-        picks = [s.exact[0] for s in solutions]
-        pad = sizes_arg(tuple(o.padding for o in picks))
-        use = f"padding={pad}" + (f", output_padding={sizes_arg(tuple(o.output_padding for o in picks))}"
-                                  if solves == "output_padding" else "")
-        lines.append(_line("use", use))
-    return lines
 
 
 def _input_shape(kind: str, input_text: str | None, hyper: dict[str, Any]) -> tuple[int, ...]:
@@ -171,16 +122,10 @@ def command(kind: str, input_text: str | None, want: str | None, fmt: str, **opt
                       "dims": [s.to_dict() for s in solutions]}
             click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
             return
-        _print(render_solutions(entry.name, solutions))
+        click.echo(render_solutions_text(entry.name, solutions, color=sys.stdout.isatty()), nl=False)
         return
     explanation = explain_layer(entry.name, shape, **hyper)
     if fmt == "json":
         click.echo(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
         return
-    _print(render_explanation(explanation))
-
-
-def _print(lines: list[Text]) -> None:
-    console = Console(soft_wrap=True, highlight=False)
-    for line in lines:
-        console.print(line)
+    click.echo(render_explanation_text(explanation, color=sys.stdout.isatty()), nl=False)
