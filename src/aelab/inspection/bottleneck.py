@@ -17,6 +17,7 @@ from aelab.inspection.bottleneck_marks import (
     code_note,
     method_latent,
     method_notes,
+    no_bottleneck_words,
     own_layout,
     past_codes,
     second_sequence,
@@ -336,37 +337,13 @@ def _before(flow: DataFlow, vid: int, cid: int) -> bool:
 def _no_latent(flow: DataFlow, hints: ModelHints | None, second: int | None) -> Bottleneck:
     """No bottleneck: a sequence-to-sequence model (its output follows a second input), or a network whose data
     path never gets narrower than its input. The record keeps the verdict and an empty latent."""
-    assert flow.x is not None and flow.y is not None
-    x, y = flow.values[flow.x], flow.values[flow.y]
-    xs, ys = batch_shape(x.shape, flow.batch), batch_shape(y.shape, flow.batch)
-    in_size = flow.per_sample(flow.x) or 1
-    notes = []
-    if not x.dtype.startswith(("float", "bfloat", "complex")):
-        notes.append(f"The input holds {x.dtype} values (ids, not features): sizes count values.")
-    if second is not None:
-        names = flow.trace.input_names
-        idx = [t.tid for t in flow.trace.inputs].index(flow.values[second].tid)
-        label = names[idx] if idx < len(names) else "another input"
-        other = f"{label} {batch_shape(flow.values[second].shape, flow.batch)}"
-        text = (f"Sequence-to-sequence, not an autoencoder: the output {ys} follows the second input {other}, which "
-                f"weighted layers of its own read before it meets the input {xs}, and does not reconstruct the "
-                "input; there is no bottleneck to report.")
-        if hints is not None and (hints.encoder_modules or hints.decoder_modules):
-            parts = " / ".join(", ".join(f"`{m}`" for m in p)
-                               for p in (hints.encoder_modules, hints.decoder_modules) if p)
-            notes.append(f"The model's {parts} modules map one sequence to another: an encoder-decoder, and their "
-                         "names do not make it an autoencoder.")
-    else:
-        text = (f"Not an autoencoder: the output {ys} does not reconstruct the input {xs}, and no representation on "
-                f"its data path is narrower than the input ({in_size:,} values per sample): there is no bottleneck "
-                "to report.")
-        if hints is not None and hints.decoder_modules:
-            notes.append(f"A module named like a decoder ({', '.join(f'`{m}`' for m in hints.decoder_modules)}) "
-                         "does not make an autoencoder: the output is not the input.")
+    assert flow.x is not None
+    text, notes = no_bottleneck_words(flow, hints, second)
     return Bottleneck(layer="", shape=[], per_sample=0, per_position=None, compression_ratio=0.0,
                       compression_ratio_per_position=None, verdict=text, notes=notes, is_autoencoder=False,
-                      latent_source="none", path=[], encoder=[], decoder=[], type="", input_shape=list(x.shape),
-                      input_per_sample=in_size, batch=flow.batch)
+                      latent_source="none", path=[], encoder=[], decoder=[], type="",
+                      input_shape=list(flow.values[flow.x].shape), input_per_sample=flow.per_sample(flow.x) or 1,
+                      batch=flow.batch)
 
 
 def _name(flow: DataFlow, vid: int) -> str:

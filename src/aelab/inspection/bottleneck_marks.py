@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aelab.inspection.bottleneck_notes import batch_shape
 from aelab.inspection.dataflow import COPY, SELECT, DataFlow, Unit
+from aelab.inspection.hints import ModelHints
 from aelab.trace.records import DistributionInfo, MethodCall
 
 #: pick an index per position: the codes of a quantiser when a lookup reads them
@@ -95,16 +97,9 @@ def distribution_note(flow: DataFlow, mark: MethodMark, name: str, shape: str) -
     same = [k for k, t in dist.fields.items() if t.tid == latent_tid]
     used = [k for k, t in dist.fields.items() if t.tid in made]
     how = (f"its {same[0]}" if same else f"drawn from its {', '.join(used)}" if used else "made from it")
-    parts = ", ".join(f"{k} {_shape(t.shape, flow.batch)}" for k, t in dist.fields.items())
+    parts = ", ".join(f"{k} {batch_shape(t.shape, flow.batch)}" for k, t in dist.fields.items())
     return (f"encode() returns a {dist.type} ({parts}): the encoder hands on the posterior's moments, and the "
             f"latent {name} {shape}, the value decode() reads, is {how}.")
-
-
-def _shape(shape: tuple[int, ...], batch: int) -> str:
-    dims = [str(d) for d in shape]
-    if batch in shape:
-        dims[list(shape).index(batch)] = "N"
-    return "(" + ", ".join(dims) + ")"
 
 
 def is_code_lookup(flow: DataFlow, unit: Unit) -> bool:
@@ -209,3 +204,36 @@ def method_notes(flow: DataFlow, mark: MethodMark, enc: set[int], dec: set[int],
             notes.append(f"{', '.join(extra)} {verb} inside {method.name}(): part of the {part}, though not inside "
                          f"the module named {part}.")
     return notes
+
+
+def no_bottleneck_words(flow: DataFlow, hints: ModelHints | None, second: int | None) -> tuple[str, list[str]]:
+    """The verdict and notes of a model with no bottleneck: sequence-to-sequence (`second` is the input its
+    output follows), or never narrower than its input."""
+    assert flow.x is not None and flow.y is not None
+    x, y = flow.values[flow.x], flow.values[flow.y]
+    xs, ys = batch_shape(x.shape, flow.batch), batch_shape(y.shape, flow.batch)
+    in_size = flow.per_sample(flow.x) or 1
+    notes = []
+    if not x.dtype.startswith(("float", "bfloat", "complex")):
+        notes.append(f"The input holds {x.dtype} values (ids, not features): sizes count values.")
+    if second is not None:
+        names = flow.trace.input_names
+        idx = [t.tid for t in flow.trace.inputs].index(flow.values[second].tid)
+        label = names[idx] if idx < len(names) else "another input"
+        other = f"{label} {batch_shape(flow.values[second].shape, flow.batch)}"
+        text = (f"Sequence-to-sequence, not an autoencoder: the output {ys} follows the second input {other}, which "
+                f"weighted layers of its own read before it meets the input {xs}, and does not reconstruct the "
+                "input; there is no bottleneck to report.")
+        if hints is not None and (hints.encoder_modules or hints.decoder_modules):
+            parts = " / ".join(", ".join(f"`{m}`" for m in p)
+                               for p in (hints.encoder_modules, hints.decoder_modules) if p)
+            notes.append(f"The model's {parts} modules map one sequence to another: an encoder-decoder, and their "
+                         "names do not make it an autoencoder.")
+    else:
+        text = (f"Not an autoencoder: the output {ys} does not reconstruct the input {xs}, and no representation on "
+                f"its data path is narrower than the input ({in_size:,} values per sample): there is no bottleneck "
+                "to report.")
+        if hints is not None and hints.decoder_modules:
+            notes.append(f"A module named like a decoder ({', '.join(f'`{m}`' for m in hints.decoder_modules)}) "
+                         "does not make an autoencoder: the output is not the input.")
+    return text, notes

@@ -3,15 +3,16 @@
 Width-preserving stretches: seed 000 asks whether `Linear(512, 512)` just learns the identity. The
 answer depends on what sits around it: affine layers compose into one affine map (W = I, b = 0 is
 the identity); a ReLU passes only non-negative values; a sigmoid or tanh squashes every value into a
-bounded range that no affine layer undoes exactly. `dataflow.classify` says which of these a layer is.
+bounded range that no affine layer undoes exactly. `unit_effects.classify` says which of these a layer is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aelab.inspection.dataflow import COPY, POOLS, SELECT, Act, DataFlow, Unit, classify
+from aelab.inspection.dataflow import COPY, SELECT, DataFlow, Unit
 from aelab.inspection.hints import ModelHints
+from aelab.inspection.unit_effects import POOLS, Act, classify
 from aelab.shapes.notation import batch_shape
 
 
