@@ -6,6 +6,7 @@ parameter sum of a real model, FlopCounterMode on a real CPU run at the same bat
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -201,3 +202,46 @@ def test_cost_follows_the_same_ladder_at_the_users_batch() -> None:
     fwd, bwd = flop_counter(real, torch.zeros(2, 12, dtype=torch.long))
     assert (result.flops_forward, result.flops_backward_all) == (fwd, bwd)
     assert result.params_total == unique_storage_params(real)
+
+
+MODELS = "tests/trace/ladder_models.py"
+
+
+def test_a_constructor_that_refuses_meta_is_built_on_cpu_and_says_so(cli: Any) -> None:
+    out = cli("inspect", f"{MODELS}:RefusesMeta", "--input", "2x4", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["totals"]["params"] == 15
+    assert any("refuses the meta device" in n and "built on CPU" in n for n in data["notes"])
+
+
+def test_a_buffer_computed_in_the_constructor_is_known_on_meta(cli: Any) -> None:
+    out = cli("inspect", f"{MODELS}:SinusoidalReads", "--input", "2x16x8", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["execution"] == "meta"
+    assert any("answered exactly beside the meta run" in n for n in data["notes"])
+    assert not any("real forward" in n for n in data["notes"])
+
+
+def test_python_code_refusing_meta_is_retried_for_real_and_a_wrong_model_still_exits_1(cli: Any) -> None:
+    ok = cli("inspect", f"{MODELS}:PythonCheck", "--input", "2x4", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["error"] is None and data["totals"]["flops_forward"] == 2 * 2 * 4 * 4
+    assert any("but a real forward runs" in n for n in data["notes"])
+    wrong = cli("inspect", f"{MODELS}:Wrong", "--input", "2x4")
+    assert wrong.returncode == 1
+
+
+def test_a_real_copy_of_a_meta_model_keeps_ties_dtypes_and_buffers() -> None:
+    from aelab.trace.materialize import real_copy as real_model
+
+    meta = _meta(_gpt2).to(torch.float64)
+    copy = real_model(meta, torch.device("cpu"))
+    assert copy.lm_head.weight is copy.transformer.wte.weight
+    assert unique_storage_params(copy) == unique_storage_params(_gpt2())
+    assert {p.dtype for p in copy.parameters()} == {torch.float64}
+    assert all(t.device.type == "meta" for t in meta.parameters())  # the model itself is untouched
+    deberta = real_model(_meta(_deberta), torch.device("cpu"))
+    assert deberta.embeddings.position_ids.equal(torch.arange(64).expand(1, -1))

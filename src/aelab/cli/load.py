@@ -11,7 +11,6 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 from aelab.errors import AelabError, UsageError
 from aelab.io import user_code
 from aelab.trace.inputs import InputSpec, parse_shape
+from aelab.trace.materialize import construct
 
 
 def parse_kwargs(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -109,15 +109,6 @@ def resolve(spec: ModelSpec) -> Any:
     return obj
 
 
-@contextlib.contextmanager
-def _maybe_device(device: str | None) -> Iterator[None]:
-    if device is None:
-        yield
-    else:
-        with torch.device(device):
-            yield
-
-
 def build_model(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: str | None = "meta") -> nn.Module:
     """Construct the named model, by default under `torch.device("meta")` so no weights are allocated."""
     factory = resolve(spec)
@@ -129,8 +120,8 @@ def build_model(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: s
     except ValueError:
         pass  # builtins without a signature: let the call decide
     try:
-        with user_code("constructed"), _maybe_device(device):
-            model = factory(**kwargs)
+        with user_code("constructed"):
+            model = construct(factory, kwargs, device)  # on meta: buffer values kept; refusing meta: CPU
     except AelabError:
         raise
     except Exception as exc:

@@ -41,9 +41,70 @@ from aelab.trace.shadow import NOTHING, _kind
 _BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
+_BUILD_NOTES: weakref.WeakKeyDictionary[nn.Module, list[str]] = weakref.WeakKeyDictionary()
+
+
 def remember_buffers(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
     """Keep the real values of a meta model's buffers, known while it was constructed."""
     _BUILT_BUFFERS[model] = values
+
+
+def build_notes(model: nn.Module) -> list[str]:
+    """What `construct` had to do differently for this model (the trace's notes repeat it)."""
+    return list(_BUILD_NOTES.get(model, []))
+
+
+class _FollowBuild(TorchDispatchMode):
+    """While a model is constructed on meta: the real values of what the constructor computes from
+    constants (a position-id `arange`, rotary `inv_freq`, a sinusoidal table), never its random inits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from aelab.trace.shadow import Shadow
+
+        self.shadow = Shadow(max_numel=1 << 22, budget_bytes=1 << 28)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        reads, random, _, mutated = _kind(func)
+        if random:  # a random init is not a value we can promise; drawing it for real would cost the RNG
+            for i in mutated:
+                if i < len(args) and isinstance(args[i], torch.Tensor):
+                    self.shadow.forget(args[i])
+        elif not reads:
+            self.shadow.after(func, args, kwargs, out)
+        return out
+
+
+def construct(factory: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
+    """`factory(**kwargs)` under `torch.device(device)`. On meta, the buffers' real values are kept (see
+    `_FollowBuild`); a constructor that refuses meta (it reads a value, or calls a CPU-only routine) is
+    built again on CPU, real weights and all, and the notes say so. Other errors are the constructor's."""
+    if device != "meta":
+        ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+        with ctx:
+            return factory(**kwargs)
+    follow = _FollowBuild()
+    try:
+        with torch.device("meta"), follow:
+            model = factory(**kwargs)
+    except Exception as exc:
+        with torch.device("cpu"):
+            model = factory(**kwargs)  # if this raises too, the constructor is wrong: its error stands
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        _BUILD_NOTES[model] = [f"The constructor refuses the meta device ({type(exc).__name__}: {first}): the model "
+                               "was built on CPU with real weights instead (as --device cpu would)."]
+        return model
+    if isinstance(model, nn.Module):
+        values = {}
+        for name, b in model.named_buffers():
+            got = follow.shadow.get(b) if b.device.type == "meta" else None
+            if got is not None and not got[1]:
+                values[name] = got[0]
+        if values:
+            remember_buffers(model, values)
+    return model
 
 
 @contextlib.contextmanager
@@ -183,6 +244,43 @@ class Materializer:
             return out
 
 
+def real_copy(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """A copy of `model` with real weights on `device` (`aelab cost --measure` times it): always a copy, since
+    a timed forward in training mode updates BatchNorm's running statistics and the user's model must come
+    back unchanged. A meta model's parameters and buffers are made as in `Materializer` (each module's own
+    init, exact buffers, dtypes kept), a tied parameter one tensor in the copy too. This allocates the whole
+    model: for timing, never for tracing."""
+    if not any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):
+        return copy.deepcopy(model).to(device)
+    mat = Materializer(model)
+    clone = copy.deepcopy(model)
+    made: dict[int, Any] = {}  # id(original tensor) -> its real copy (shared by every module that ties it)
+    originals = dict(model.named_modules(remove_duplicate=False))
+    for path, module in clone.named_modules(remove_duplicate=False):
+        source = originals[path]
+        values: dict[str, torch.Tensor] | None = None
+        for kind in ("_parameters", "_buffers"):
+            own: dict[str, Any] = getattr(source, kind)
+            for attr, t in own.items():
+                if t is None:
+                    continue
+                if id(t) not in made:
+                    if t.device.type != "meta":
+                        real = t.detach().clone()
+                    else:
+                        _, owner, _ = mat.owner[id(t)]
+                        if owner is source:
+                            values = values if values is not None else mat.module_values(source, path)
+                            real = values[attr]
+                        else:
+                            real = mat.value(t)
+                    real = real.to(device)
+                    made[id(t)] = nn.Parameter(real, requires_grad=t.requires_grad) if kind == "_parameters" \
+                        else real
+                getattr(module, kind)[attr] = made[id(t)]
+    return clone
+
+
 class Oracle:
     """The answers of one real run's value reads, by (op, input shapes), each key's answers in order."""
 
@@ -286,16 +384,3 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
 
 
 # --- a whole real copy (timing) ---------------------------------------------------------------------------------
-def real_copy(model: nn.Module, device: torch.device | str) -> nn.Module:
-    """A copy of `model` with real weights on `device` (`aelab cost --measure` times it): always a copy, since a
-    timed forward in training mode updates BatchNorm's running statistics and the user's model must come back
-    unchanged. A meta model's weights are made by each module's `reset_parameters`."""
-    first = next(iter([*model.parameters(), *model.buffers()]), None)
-    if first is not None and first.is_meta:
-        clone = copy.deepcopy(model).to_empty(device=device)
-        for m in clone.modules():
-            reset = getattr(m, "reset_parameters", None)
-            if callable(reset):
-                reset()
-        return clone
-    return copy.deepcopy(model).to(device)

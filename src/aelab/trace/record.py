@@ -26,7 +26,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
 from aelab.trace.inputs import InputSpec
-from aelab.trace.materialize import all_rng_restored, real_answers, streamed
+from aelab.trace.materialize import all_rng_restored, build_notes, real_answers, streamed
 from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import Trace
@@ -162,7 +162,7 @@ def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping
                 trace = _blame(model, specs, kwspecs, trace, notes, backward=backward, eval_mode=eval_mode)
         except NeedsRealForward as exc:
             trace = _rung2(model, specs, kwspecs, exc, notes, backward=backward, eval_mode=eval_mode)
-    trace.notes = _notes(trace) + notes + trace.notes
+    trace.notes = build_notes(model) + _notes(trace) + notes + trace.notes
     return trace
 
 
