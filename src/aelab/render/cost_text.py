@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from aelab.render.console import capture, text
 from aelab.render.units import count, nbytes, shape, si
 
 if TYPE_CHECKING:
@@ -85,9 +84,7 @@ def totals_lines(cost: CostReport) -> list[str]:
 
 def render_cost_text(cost: CostReport, width: int = 140, color: bool = False) -> str:
     """The whole `aelab cost` text report."""
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
-                      highlight=False, soft_wrap=False)
+    console = capture(width=width, color=color, highlight=False, soft_wrap=False)
     inputs = ", ".join(shape(s) for s in cost.inputs)
     console.print(f"{cost.model}  ←  {inputs}", markup=False)
     console.print(layer_table(cost))
@@ -102,7 +99,7 @@ def render_cost_text(cost: CostReport, width: int = 140, color: bool = False) ->
     for sentence in cost.explanation:
         console.print(textwrap.fill(sentence, width=min(width, 110), initial_indent="  - ",
                                     subsequent_indent="    "), markup=False)
-    return buf.getvalue()
+    return text(console)
 
 
 def render_cost_json(cost: CostReport) -> str:

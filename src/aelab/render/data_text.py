@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from aelab.data.embedded import Source
 from aelab.data.records import Dataset
+from aelab.render.console import capture, text
 
 
 def render_sources_text(sources: Iterable[Source], color: bool = False) -> str:
@@ -22,9 +21,9 @@ def render_sources_text(sources: Iterable[Source], color: bool = False) -> str:
         where = s.path()
         table.add_row(s.name, f"{s.rows:,}", "x".join(map(str, s.sample_shape)),
                       "yes" if where is not None else "no", s.provider, s.install, s.summary)
-    buf = io.StringIO()
-    Console(file=buf, width=160, force_terminal=color, color_system="auto" if color else None).print(table)
-    return buf.getvalue()
+    console = capture(width=160, color=color)
+    console.print(table)
+    return text(console)
 
 
 def dataset_lines(ds: Dataset) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
 from rich.text import Text
 
 from aelab.explain.inverse import SizeSolution
 from aelab.explain.layers import LayerExplanation, sizes_arg
+from aelab.render.console import capture, text
 from aelab.shapes.notation import shape_text
 
 
@@ -62,12 +60,10 @@ def render_solutions(kind: str, solutions: tuple[SizeSolution, ...]) -> list[Tex
 
 def _text(lines: list[Text], color: bool) -> str:
     """The lines as text, never wrapped; with `color` (a terminal) in rich's colours."""
-    buf = io.StringIO()
-    console = Console(file=buf, soft_wrap=True, highlight=False, force_terminal=color,
-                      color_system="auto" if color else None)
+    console = capture(color=color, soft_wrap=True, highlight=False)
     for line in lines:
         console.print(line)
-    return buf.getvalue()
+    return text(console)
 
 
 def render_explanation_text(e: LayerExplanation, color: bool = False) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from aelab.render.console import capture, text
 from aelab.render.units import count
 
 if TYPE_CHECKING:
@@ -93,9 +92,7 @@ def tail_lines(r: MemoryReport) -> list[str]:
 
 def render_memory_text(r: MemoryReport, width: int = 140, color: bool = False) -> str:
     """The whole `aelab memory` text report."""
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
-                      highlight=False, soft_wrap=False)
+    console = capture(width=width, color=color, highlight=False, soft_wrap=False)
     for line in summary_lines(r):
         console.print(line, markup=False)
     console.print(breakdown_table(r))
@@ -103,7 +100,7 @@ def render_memory_text(r: MemoryReport, width: int = 140, color: bool = False) -
         console.print(layer_table(r))
     for line in tail_lines(r):
         console.print(line, markup=False)
-    return buf.getvalue()
+    return text(console)
 
 
 def _cell(text: str) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from aelab.render.console import capture, text
 from aelab.render.units import count, nbytes, shape, shapes, si
 
 if TYPE_CHECKING:
@@ -140,9 +139,7 @@ def bottleneck_lines(report: Report) -> list[str]:
 
 def render_text(report: Report, width: int = 140, color: bool = False) -> str:
     """The whole text report: header, table, totals, bottleneck section."""
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
-                      highlight=False, soft_wrap=False)
+    console = capture(width=width, color=color, highlight=False, soft_wrap=False)
     inputs = ", ".join(f"{shape(t.shape)} {t.dtype}" for t in report.trace.inputs)
     console.print(f"{report.model}  ←  {inputs}")
     console.print(build_table(report))
@@ -153,4 +150,4 @@ def render_text(report: Report, width: int = 140, color: bool = False) -> str:
             console.print("")
             for line in section:
                 console.print(line, markup=False)
-    return buf.getvalue()
+    return text(console)
