@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import flop_registry as _torch_flop_registry
 
+from aelab.errors import RegistryError
+
 aten = torch.ops.aten
 
 #: Categories, in the order tables show them. Only "matmul" is what FlopCounterMode counts.
@@ -74,10 +76,6 @@ def _out_numel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
 def _in_numel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
     t = _first_tensor(args)
     return t.numel() if t is not None else 0
-
-
-class RegistryError(Exception):
-    """A FLOP formula for an op name this torch does not have, or a second formula for one op."""
 
 
 def _packet(name: str) -> Any:
