@@ -78,12 +78,12 @@ def sd_vae(widths: list[int], groups: int, layers: int = 1) -> nn.Module:
 def test_sd_vae_latent_is_the_posterior_mean_decode_reads() -> None:
     torch.manual_seed(0)
     model = sd_vae([8, 16, 32, 32], groups=8).eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     latent = input_shape_of(model, "post_quant_conv", x)  # real: what decode() hands to post_quant_conv
-    assert latent == [2, 4, 8, 8]
-    b = analyse(model, [(2, 3, 64, 64)])
+    assert latent == [2, 4, 4, 4]
+    b = analyse(model, [(2, 3, 32, 32)])
     assert b.shape == latent and b.latent_source == "method" and b.is_autoencoder
-    assert b.compression_ratio == 3 * 64 * 64 / (4 * 8 * 8) == 48
+    assert b.compression_ratio == 3 * 32 * 32 / (4 * 4 * 4) == 48
     assert "post_quant_conv" in b.decoder and "post_quant_conv" not in b.encoder
     assert "quant_conv" in b.encoder and b.encoder[-1] == b.layer
     assert "DiagonalGaussianDistribution" in notes(b) and "is its mean" in notes(b)
@@ -310,3 +310,24 @@ def test_no_bottleneck_record_renders_without_a_latent() -> None:
 
     with pytest.raises(UsageError, match="no hourglass to draw: Not an autoencoder"):
         hourglass_svg(report.bottleneck)
+
+
+def test_docs_sd_vae_excerpt_is_real_output(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/bottleneck.md shows the first lines of the SD-VAE section and its split notes: each is real."""
+    import re
+    import shlex
+
+    from aelab.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    doc = (root / "docs" / "bottleneck.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```text\n\$ (aelab [^\n]*sd_vae[^\n]*)\n(.*?)```", doc, flags=re.S)
+    command, excerpt = block
+    with pytest.raises(SystemExit) as done:
+        main(shlex.split(command)[1:])
+    assert done.value.code in (0, None)
+    out = capsys.readouterr().out
+    for line in excerpt.strip().splitlines():
+        assert line in out, line
