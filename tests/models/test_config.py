@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from aelab.models import KINDS, AEOutput, Capability, LossOutput, build, from_config
 
 SHAPES = {"dense": (2, 5), "dense-vae": (10,), "conv": (1, 12, 10), "conv-vae": (2, 15), "seqvae": (6, 9),
-          "linear": (10,)}
+          "linear": (10,), "vq-vae": (1, 12, 10)}
 NON_DEFAULT = {
     "dense": {"hidden": [9], "activation": "tanh", "likelihood": "bernoulli"},
     "dense-vae": {"hidden": [8, 6], "beta": 4.0, "likelihood": "bernoulli"},
@@ -20,6 +21,7 @@ NON_DEFAULT = {
     "conv-vae": {"channels": [4], "kernel": 4, "activation": "gelu"},
     "seqvae": {"width": 7, "depth": 2, "kernel": 2, "dilation": "exponential", "activation": "relu"},
     "linear": {"noise": 0.1},
+    "vq-vae": {"channels": [4, 6], "codes": 16, "commitment": 0.5, "decay": 0.9},
 }
 
 
@@ -99,8 +101,10 @@ def test_denoising_corrupts_inputs_in_training_only(kind: str) -> None:
     noise = 0.3
     model = build(kind, SHAPES[kind], 2, noise=noise)
     x = torch.rand(3, *SHAPES[kind])
+    state = copy.deepcopy(model.state_dict())  # stateful kinds (the VQ-VAE's EMA codebook) move in training
     torch.manual_seed(7)
     got = model.train().loss(x)
+    model.load_state_dict(state)
     torch.manual_seed(7)
     noisy = x + noise * torch.randn_like(x)  # the target stays the clean x
     if model.has(Capability.POSTERIOR):
@@ -122,15 +126,19 @@ def test_sparsity_adds_l1_of_the_latent_in_training(kind: str) -> None:
     torch.manual_seed(0)
     model = build(kind, SHAPES[kind], 2, sparsity=0.25)
     x = torch.rand(3, *SHAPES[kind])
+    state = copy.deepcopy(model.state_dict())
     torch.manual_seed(1)
     out = model.train().loss(x)
     assert isinstance(out, LossOutput)
+    model.load_state_dict(state)
     torch.manual_seed(1)
     z = model(x).latent  # the same draw of z the loss used (VAEs: one reparameterised sample)
     terms = out.terms
     torch.testing.assert_close(terms["sparsity"], 0.25 * z.abs().flatten(1).sum(1).mean())
     kl = terms.get("kl", torch.zeros(()))
-    torch.testing.assert_close(out.total, terms["reconstruction"] + model_beta(model) * kl + terms["sparsity"])
+    commitment = getattr(model.config, "commitment", 0.0) * terms.get("commitment", torch.zeros(()))
+    torch.testing.assert_close(out.total, terms["reconstruction"] + model_beta(model) * kl + commitment
+                               + terms["sparsity"])
     assert terms["sparsity"] > 0
     assert model.eval().loss(x).terms["sparsity"] == 0
 

@@ -35,6 +35,7 @@ from aelab.training.checkpoint import (
 from aelab.training.config import TrainConfig
 from aelab.training.distributed import World, barrier, gather_digests, gather_text, setup, teardown, wrap
 from aelab.training.lock import run_lock
+from aelab.training.logs import TensorBoardLog, write_history_csv
 from aelab.training.loop import Diverged, EpochStats, LossModule, train_epoch, validate
 from aelab.training.progress import TrainProgress
 from aelab.training.rows import Rows, split_rows
@@ -251,12 +252,27 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
     steps = len(batches)
     if steps == 0:
         raise UsageError(f"--batch-size {config.batch_size} leaves no batch for {len(rows.train)} training rows")
-    total_steps, warmup = steps * config.epochs, steps * config.warmup_epochs
     first = ledger.epoch + 1
     # reading the running loss synchronises a GPU, and across ranks it is a collective: only a single
     # CPU process reads it every step for free
     check_every = 1 if world.device.type == "cpu" and not world.distributed else 50
 
+    board = TensorBoardLog(run_dir) if config.log == "tensorboard" and world.main else None
+    try:
+        _loop(run, ledger, optimizer, shuffle, run_dir, world, quiet, stop_after, net, shaped, plain, batches,
+              val_batches, steps, first, check_every, board)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _loop(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, run_dir: Path,
+          world: World, quiet: bool, stop_after: int | None, net: Any, shaped: LossModule, plain: LossModule,
+          batches: Any, val_batches: Any, steps: int, first: int, check_every: int,
+          board: TensorBoardLog | None) -> None:
+    config, model = run.config, run.model
+    total_steps, warmup = steps * config.epochs, steps * config.warmup_epochs
+    rows = run.rows
     with TrainProgress(config.epochs, steps, first, quiet=quiet or not world.main) as progress:
         described = model.describe()
         if first == 1:
@@ -299,6 +315,9 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
                          "world_size": world.size, "rng": [json.loads(s) for s in states]}
                 save_checkpoint(run_dir, epoch, model.state_dict(), optimizer.state_dict(), state,
                                 config.keep_checkpoints)
+                write_history_csv(run_dir, ledger.history)
+                if board is not None:
+                    board.epoch(ledger.history[-1])
             barrier(world)
             progress.line(_epoch_line(ledger.history[-1], config.epochs, improved and val is not None))
             if diagnosis is not None and (epoch == config.epochs or ledger.finished or diagnosis.warnings):
