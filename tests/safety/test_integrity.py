@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -119,3 +120,11 @@ def test_metrics_json_is_strict_json(aelab, run_copy: Path) -> None:
     metrics = _strict((run_copy / "metrics.json").read_text())
     assert metrics["non_finite"] == []
     assert all(math.isfinite(m["mean"]) for m in metrics["metrics"].values())
+
+
+@pytest.mark.slow
+def test_compile_prints_no_dynamo_warnings(aelab, tmp_path: Path) -> None:
+    r = aelab("train", "--kind", "dense", "--data", "digits", "--latent", "2", "--hidden", "8", "--epochs", "1",
+              "--batch-size", "512", "--compile", "--out", "run", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "torch/_dynamo" not in r.stderr and "Graph break" not in r.stderr, r.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,7 @@ def _epochs(run: _Setup, ledger: _Ledger, optimizer: torch.optim.Optimizer, shuf
     shaped = LossModule(model, kl_control(config, 0, 1))
     net = wrap(shaped, world)
     if config.compile:
+        torch._logging.set_logs(dynamo=logging.ERROR)  # graph-break advice is for aelab's developers
         net = torch.compile(net)  # type: ignore[assignment]
     plain = LossModule(model)
     batches = datamod.DeviceBatches(run.ds, rows.train, config.batch_size, world.device, normalizer, shuffle,
