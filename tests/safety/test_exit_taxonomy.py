@@ -102,6 +102,7 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path, Path], None], str]] = [
     ("evaluate --nll-rows 0", ("evaluate", RUN, "--nll-rows", "0", "--no-plots"), _nothing, "--nll-rows"),
     ("cost --threads beyond the machine", ("cost", "m.py:Net", "--input", "2x8", "--measure", "--threads", "100000"),
      _nothing, "--threads"),
+    ("train --normal-class beyond int64", (*TRAIN, "--normal-class", BIG, "--out", "n"), _nothing, "--normal-class"),
     ("detect zero-width data", ("detect", RUN, "--data", "zw.npy"), _npy("zw.npy", np.zeros((10, 0), np.float32)),
      "zw.npy"),
 ]

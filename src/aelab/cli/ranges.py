@@ -18,6 +18,8 @@ SEED = click.IntRange(0, SEED_MAX)
 POSITIVE = click.IntRange(min=1)
 #: a count where 0 means "none" or "off"
 COUNT = click.IntRange(min=0)
+#: any integer torch can hold (a class label)
+INT64 = click.IntRange(-(2**63), 2**63 - 1)
 
 
 class Finite(click.FloatRange):

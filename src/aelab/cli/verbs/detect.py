@@ -8,7 +8,7 @@ import click
 import torch
 
 from aelab.cli.load import parse_kwargs
-from aelab.cli.ranges import POSITIVE, SEED
+from aelab.cli.ranges import INT64, POSITIVE, SEED
 from aelab.data import SOURCES, load
 from aelab.errors import UsageError
 from aelab.evaluation import SCORES, csv_text, detect, eval_rows
@@ -29,7 +29,7 @@ from aelab.training.distributed import pick_device
               help="recon: reconstruction MSE; elbo: negative ELBO (VAEs); auto: elbo for VAEs.")
 @click.option("--samples", type=POSITIVE, default=10, show_default=True,
               help="Posterior draws per row for --score elbo.")
-@click.option("--normal-class", type=int, default=None,
+@click.option("--normal-class", type=INT64, default=None,
               help="The label of normal rows (default: the run's --normal-class, or 0/1 labels as given).")
 @click.option("--skip-bad", is_flag=True, help="Leave out NaN/inf rows instead of stopping.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

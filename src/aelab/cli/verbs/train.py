@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from aelab.cli.load import parse_kwargs
-from aelab.cli.ranges import COUNT, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, Finite
+from aelab.cli.ranges import COUNT, INT64, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, Finite
 from aelab.errors import UsageError
 from aelab.models import KINDS
 from aelab.models.config import option_help
@@ -90,7 +90,7 @@ _RESUME_MAY_CHANGE = {"resume", "epochs", "quiet", "stop_after"}
               help="Max gradient norm (0: off).")
 @click.option("--normalize", type=click.Choice(["auto", "none", "zscore", "minmax"]), default="auto",
               show_default=True, help="auto: z-scores for tables not in [0, 1], nothing otherwise.")
-@click.option("--normal-class", type=int, default=None, help="One-class training: keep only this label.")
+@click.option("--normal-class", type=INT64, default=None, help="One-class training: keep only this label.")
 @click.option("--limit", type=POSITIVE, default=None, help="Train on at most this many rows (a seeded subset).")
 @click.option("--skip-bad", is_flag=True, help="Leave out NaN/inf rows, empty files and odd shapes.")
 @click.option("--keep-checkpoints", type=POSITIVE, default=2, show_default=True)
