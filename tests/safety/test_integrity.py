@@ -128,3 +128,25 @@ def test_compile_prints_no_dynamo_warnings(aelab, tmp_path: Path) -> None:
               "--batch-size", "512", "--compile", "--out", "run", "-q")
     assert r.returncode == 0, r.stderr
     assert "torch/_dynamo" not in r.stderr and "Graph break" not in r.stderr, r.stderr
+
+
+def test_the_real_forward_fallback_leaves_the_global_rng_alone() -> None:
+    """In-process (the global RNG is the caller's): a data-dependent op makes the tracer run the model for
+    real on random inputs; that must not advance the caller's torch RNG."""
+    import aelab
+
+    class DataDependent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.fc(x)
+            return y[y > 0].sum() + torch.nonzero(y).shape[0]
+
+    model = DataDependent()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    report = aelab.inspect(model, (2, 8))
+    assert report.trace.error is None
+    assert torch.equal(torch.get_rng_state(), before)
