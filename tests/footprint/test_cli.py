@@ -63,3 +63,37 @@ def test_bad_input_exits_2_with_one_line(cli, args: tuple[str, ...], words: str)
     proc = cli("memory", MLP, "--input", "8x1x28x28", *args)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
+
+
+def test_value_reads_are_answered_or_refused_in_one_line() -> None:
+    """A mask read (`mask.all()`, `int(mask.sum())`) is answered from its real values, as inspect's tracer does;
+    a read of a value that depends on the weights is a UsageError, not a crash."""
+    import torch
+    from torch import nn
+
+    import aelab
+    from aelab.errors import UsageError
+    from aelab.trace.inputs import InputSpec
+
+    class Reads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            y = self.lin(x)
+            return y[:, : int(mask.sum()) // 8] if mask.all() else y
+
+    class ReadsWeights(Reads):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            y = self.lin(x)
+            return y * 2 if y.mean() > 0 else y
+
+    for device in ("cpu", "meta"):
+        with torch.device(device):
+            reads, reads_weights = Reads(), ReadsWeights()
+        report = aelab.memory(reads, (8, 16), mask=InputSpec((8, 16), torch.bool), optimizer="sgd", device="cpu",
+                              what_if=False)
+        assert report.peak_bytes > 0
+        with pytest.raises(UsageError, match="depends on the weights"):
+            aelab.memory(reads_weights, (8, 16), what_if=False)

@@ -27,7 +27,37 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from aelab.trace import fastmeta
+from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
+
+
+class _WeakKnown(dict[int, Any]):
+    """`Shadow._known` holding its stand-ins weakly: a known mask must die when the program drops it, as on
+    real tensors, or the recording would keep it alive (entries are (tensor, value, taint) to the shadow)."""
+
+    def __setitem__(self, key: int, entry: tuple[torch.Tensor, torch.Tensor, int]) -> None:
+        t, value, taint = entry
+        me = weakref.ref(self)
+
+        def gone(_ref: Any, key: int = key, me: Any = me) -> None:
+            table = me()
+            if table is not None and dict.get(table, key, (None,))[0] is _ref:
+                dict.pop(table, key, None)
+
+        super().__setitem__(key, (weakref.ref(t, gone), value, taint))
+
+    def get(self, key: int, default: Any = None) -> Any:
+        hit = super().get(key)
+        return default if hit is None else (hit[0](), hit[1], hit[2])
+
+    def pop(self, key: int, default: Any = None) -> Any:
+        hit = super().pop(key, None)
+        return default if hit is None else (hit[0](), hit[1], hit[2])
+
+
+class ValueReadError(Exception):
+    """The step reads a tensor value that depends on the weights (the op, and the module it ran in)."""
 
 #: optimizer names -> (class, keyword arguments); the learning rate is irrelevant to memory
 OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -127,10 +157,13 @@ _NORM_WEIGHT: dict[str, int] = {"native_batch_norm": 1, "native_layer_norm": 2}
 class _Lifetimes(TorchDispatchMode):
     """Births of the storages ops return; deaths come from weak references."""
 
-    def __init__(self, log: StepLog, where: Callable[[], tuple[int, str, str]]) -> None:
+    def __init__(self, log: StepLog, where: Callable[[], tuple[int, str, str]], shadow: Shadow | None = None,
+                 meta: bool = False) -> None:
         super().__init__()
         self.log = log
         self.where = where
+        self.shadow = shadow  # real values of what does not depend on the weights (the trace ladder's rung 1)
+        self.meta = meta
         self.known: dict[int, tuple[weakref.ref[Any], int]] = {}  # id(storage) -> (ref, sid)
         self.corrected: set[str] = set()
         self.param_ids: set[int] = set()
@@ -171,8 +204,9 @@ class _Lifetimes(TorchDispatchMode):
         return hit[1] if hit is not None else None
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
         step, phase, module = self.where()
+        out = self._run(func, args, kwargs, module)
         name = func.overloadpacket.__name__
         self.log.ops.append(Op(f"aten.{name}", step, phase, module))
         # autocast's cast of a weight (cached until the autocast region ends, saved for backward)
@@ -185,6 +219,27 @@ class _Lifetimes(TorchDispatchMode):
             self._correct_workspace(args, out[3])
         elif name in _NORM_WEIGHT and isinstance(out, tuple) and len(out) == 3:
             self._correct_norm_stats(name, args, out)
+        return out
+
+    def _run(self, func: Any, args: Any, kwargs: dict[str, Any], module: str) -> Any:
+        """The op, as the trace's recorder runs it: a read of a value the shadow knows (a mask's `.all()`,
+        position ids) is answered from it; meta kernels go through `fastmeta`."""
+        sh = self.shadow
+        if sh is None:
+            return func(*args, **kwargs)
+        name = func.overloadpacket.__name__
+        if name in ("index", "index_put", "index_put_", "_index_put_impl_"):
+            args = sh.masks_to_indices(args)
+        if _kind(func)[0]:
+            out = sh.answer(func, args, kwargs, module)
+            if out is not NOTHING:
+                return out
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                raise ValueReadError(f"aten.{name}" + (f" in {module}" if module else "")) from exc
+        out = fastmeta.run(func, args, kwargs) if self.meta else func(*args, **kwargs)
+        sh.after(func, args, kwargs, out)
         return out
 
     def _correct_norm_stats(self, name: str, args: Any, out: tuple[Any, ...]) -> None:
@@ -340,7 +395,9 @@ def _mark_kind(mode: _Lifetimes, tensors: Sequence[Any], kind: str, replace: tup
 def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
                  args: Sequence[Any], kwargs: Mapping[str, Any], *, optimizers: Sequence[str] = ("adam",),
                  amp: str = "off", loss: str = "sum", checkpoint: Sequence[str] = (),
-                 foreach: bool | None = None, context: Any = None) -> StepLog:
+                 foreach: bool | None = None, context: Any = None,
+                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
+                 lazy: Mapping[int, Callable[[], tuple[torch.Tensor, int] | None]] | None = None) -> StepLog:
     """Record a training step of `model` with `params`/`buffers` standing in for its own (fake or meta
     tensors; `requires_grad` on a parameter says it trains), for each optimizer in `optimizers`.
 
@@ -352,8 +409,10 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     "forward", "backward_end", "<opt>:first", "<opt>:first_end", "<opt>:steady", "<opt>:steady_grads",
     "<opt>:steady_end", "<opt>:gone".
 
-    `context` is entered around forward and backward (a FakeTensorMode for fake execution).
-    The model's own tensors, flags and training mode are not touched.
+    `context` is entered around forward and backward (a FakeTensorMode for fake execution). `known` gives
+    the real values of some stand-ins (the inputs') and `lazy` ways to get others (buffers), so a value the
+    forward reads is answered exactly (`aelab.trace.shadow`). The model's own tensors, flags and training
+    mode are not touched.
     """
     for name in optimizers:
         if name not in OPTIMIZERS:
@@ -365,7 +424,13 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     loss_fn = LOSSES[loss]
     log = StepLog([], [], [])
     scope = _Scope({id(m): n for n, m in model.named_modules(remove_duplicate=False)}, log)
-    mode = _Lifetimes(log, scope.where)
+    shadow = Shadow()
+    shadow._known = _WeakKnown()  # see _WeakKnown
+    for t, value, taint in known:
+        shadow.set(t, value, taint)
+    shadow.lazy.update(lazy or {})
+    meta = any(t.device.type == "meta" for t in params.values())
+    mode = _Lifetimes(log, scope.where, shadow, meta=meta)
     scope.mode = mode
     mode.param_ids = {id(t) for t in params.values()}
     for n, t in params.items():
