@@ -128,7 +128,8 @@ def test_inspect_live_on_a_network_that_only_widens(tmp_path: Path) -> None:
         "from torch import nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.fc = nn.Linear(4, 8)\n\n    def forward(self, x):\n        return self.fc(x).relu()\n")
     code, doc = run_json("inspect", f"{tmp_path / 'wide.py'}:Wide", "--input", "2x4", "--format", "json")
-    assert code == 0
+    assert code == 0 and doc["bottleneck"]["latent_source"] == "none"
+    assert doc["bottleneck"]["per_sample"] is None and doc["bottleneck"]["compression_ratio"] is None  # not 0
     check("inspect", doc)
 
 
@@ -298,7 +299,8 @@ def test_inspect_without_backward_is_valid_when_consistent() -> None:
 
 def test_bottleneck_mutation_fails() -> None:
     doc = _golden("bottleneck_SeqVAE.json")
-    for bad in (_set("latent_source", "guess"), _set("per_position", "256"), _drop("verdict"), _set("batch", 0)):
+    for bad in (_set("latent_source", "guess"), _set("per_position", "256"), _drop("verdict"), _set("batch", 0),
+                _set("compression_ratio", None), _set("latent_source", "none")):
         mutated = copy.deepcopy(doc)
         bad(mutated)
         assert fails("inspect", mutated, "#/$defs/bottleneck")

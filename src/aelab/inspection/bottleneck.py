@@ -83,7 +83,11 @@ class Bottleneck:
     position_word: str = ""  # "step" | "pixel" | "voxel" | "position" when the input has steps/pixels, else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # recurses into `path`
+        """The JSON form (recurses into `path`); with no latent its size and ratio are null, not 0."""
+        out = asdict(self)
+        if self.latent_source == "none":
+            out.update(per_sample=None, compression_ratio=None)
+        return out
 
 
 def _is_layer(unit: Unit | None) -> bool:
