@@ -245,3 +245,13 @@ def test_a_real_copy_of_a_meta_model_keeps_ties_dtypes_and_buffers() -> None:
     assert all(t.device.type == "meta" for t in meta.parameters())  # the model itself is untouched
     deberta = real_model(_meta(_deberta), torch.device("cpu"))
     assert deberta.embeddings.position_ids.equal(torch.arange(64).expand(1, -1))
+
+
+def test_the_backward_graph_of_cost_graph_answers_input_derived_reads_too() -> None:
+    from aelab.costing.cost import backward_graph
+
+    meta = _meta(_gpt2, use_cache=False)
+    flags = {n: not n.startswith("transformer.h.0") for n, _ in meta.named_parameters()}
+    graph = backward_graph(meta, [IDS], flags)
+    assert any(node.param == "lm_head.weight" or node.param == "transformer.wte.weight" for node in graph.nodes)
+    assert any(not node.runs for node in graph.nodes)

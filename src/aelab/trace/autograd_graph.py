@@ -20,8 +20,9 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
-from aelab.trace.record import InputLike, _make, as_input_spec, model_device
+from aelab.trace.record import InputLike, _prepare, as_input_spec, model_device
 from aelab.trace.samplers import patched_distributions
+from aelab.trace.shadow import Follow
 from aelab.trace.tensors import flatten_tensors
 
 
@@ -48,7 +49,7 @@ class GradGraph:
 
 
 def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mapping[str, bool],
-         fake_mode: FakeTensorMode | None = None) -> GradGraph:
+         fake_mode: FakeTensorMode | None = None, known: Sequence[Any] = ()) -> GradGraph:
     """Autograd's graph of one forward in which exactly the `flags`' True parameters require grad.
 
     The real weights and buffers never enter the run: meta or fake copies stand in for them
@@ -61,6 +62,8 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
 
         swapped = {n: copy_of(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
         swapped.update({n: copy_of(b) for n, b in model.named_buffers()})
+    # values the code reads (masks, position ids: `aelab.trace.shadow`): the inputs', the real buffers'
+    known = [*known, *((swapped[n], b.detach().clone(), 0) for n, b in model.named_buffers() if not b.is_meta)]
     param_names = {id(t): n for n, t in swapped.items()}
     owner: dict[Any, str] = {}
 
@@ -76,7 +79,8 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
 
     handle = torch.nn.modules.module.register_module_forward_hook(claim)
     try:  # the recorder's distribution patches: validation off (it reads values fakes lack), samplers pass through
-        with patched_distributions(), fake_mode if fake_mode is not None else contextlib.nullcontext():
+        with patched_distributions(), fake_mode if fake_mode is not None else contextlib.nullcontext(), \
+                Follow(known):
             outputs = flatten_tensors(torch.func.functional_call(model, swapped, tuple(args), kwargs,
                                                                  tie_weights=True))
     finally:
@@ -112,14 +116,11 @@ def autograd_graph(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping
     device = model_device(model)
     try:
         if device.type == "meta":
-            return walk(model, [_make(s, device) for s in specs], {k: _make(s, device) for k, s in kwspecs.items()},
-                        flags)
+            inp = _prepare(specs, kwspecs, device, None)
+            return walk(model, inp.args, inp.kwargs, flags, known=inp.known)
         mode = FakeTensorMode(allow_non_fake_inputs=True)
-        with mode:
-            args = [mode.from_tensor(s) if isinstance(s, torch.Tensor) else _make(s, device) for s in specs]
-            kwargs = {k: mode.from_tensor(s) if isinstance(s, torch.Tensor) else _make(s, device)
-                      for k, s in kwspecs.items()}
-        return walk(model, args, kwargs, flags, mode)
+        inp = _prepare(specs, kwspecs, device, mode)
+        return walk(model, inp.args, inp.kwargs, flags, mode, known=inp.known)
     except UsageError:
         raise
     except Exception as exc:

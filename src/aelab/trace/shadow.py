@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
-from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
 from aelab.trace.records import Read
@@ -336,3 +336,29 @@ def synthetic_input(shape: tuple[int, ...], dtype: torch.dtype, name: str | None
         gen = torch.Generator().manual_seed(1234 + index)
         return torch.randn(shape, generator=gen).to(dtype)
     return torch.zeros(shape, dtype=dtype)
+
+
+_INDEXING = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
+
+
+class Follow(TorchDispatchMode):
+    """A `Shadow` as a dispatch mode of its own, for a run outside the recorder (autograd's graph for
+    `aelab cost --graph`): reads of known values are answered, everything else runs as it would."""
+
+    def __init__(self, known: Any = ()) -> None:
+        super().__init__()
+        self.shadow = Shadow()
+        for t, value, taint in known:
+            self.shadow.set(t, value, taint)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__ in _INDEXING:
+            args = self.shadow.masks_to_indices(args)
+        if _kind(func)[0]:
+            out = self.shadow.answer(func, args, kwargs, "")
+            if out is not NOTHING:
+                return out
+        out = func(*args, **kwargs)
+        self.shadow.after(func, args, kwargs, out)
+        return out
