@@ -15,7 +15,7 @@ from aelab.models import build
 # (tests/models/test_config.py checks each message at the API). A dtype on --input would be silently ignored.
 BAD = {
     "dtype given": (["conv", "--input", "1x28x28:half", "--latent", "4"], "give only a shape"),
-    "latent 0": (["conv", "--input", "1x28x28", "--latent", "0"], "latent must be a positive integer"),
+    "latent 0": (["conv", "--input", "1x28x28", "--latent", "0"], "'--latent': 0 is not in the range x>=1"),
     "unknown kind": (["cnn", "--input", "1x28x28", "--latent", "4"], "unknown kind 'cnn'"),
     "too many stages": (["conv", "--input", "1x8x8", "--latent", "4", "-o", "channels=[4,4,4,4,4]"],
                         "use at most 3 stage(s)"),
@@ -56,3 +56,13 @@ def test_build_cli(tmp_path: Path) -> None:
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("aelab: "), f"{name}: {stderr!r}"
         assert message in lines[0] and "Traceback" not in stderr, f"{name}: {lines[0]}"
+
+
+def test_help_lists_every_kind_from_the_registry(cli) -> None:
+    """The kinds and their defaults in `aelab build --help` come from the kinds' configs: no edit for a new kind."""
+    from aelab.models import KINDS
+
+    proc = cli("build", "--help")
+    assert proc.returncode == 0
+    for name in KINDS:
+        assert f"\n    {name} " in proc.stdout, name

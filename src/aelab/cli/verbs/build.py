@@ -16,17 +16,27 @@ import torch
 from aelab.cli.load import parse_kwargs
 from aelab.errors import UsageError
 from aelab.io import check_target, write_output
+from aelab.models import KINDS
+from aelab.models.config import option_help
 from aelab.trace.inputs import parse_shape
 
-EPILOG = """\b
-Kinds and their options with defaults (docs/models.md explains them):
-  dense, dense-vae   hidden=[256,64] activation=relu likelihood=gaussian|bernoulli
-  conv, conv-vae     channels=[32,64] kernel=3 stride=2 activation=relu hidden=[] likelihood=...
-  seqvae             width=256 depth=3 kernel=3 dilation=1|exponential activation=tanh likelihood=...
-  linear             (PCA's reference: only noise and sparsity)
-  every kind         noise=0 (denoising) sparsity=0 (L1 on the latent); VAEs: beta=1
 
-\b
+def _value(v: object) -> str:
+    if isinstance(v, (tuple, list)):
+        return "[" + ",".join(map(str, v)) + "]"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _kinds_text() -> str:
+    """Every registered kind and its options with defaults, from the kinds' own configs (nothing by hand)."""
+    lines = ["\b", "Kinds and their options with defaults (docs/models.md explains them):"]
+    for name, kind in KINDS.items():
+        options = " ".join(f"{k}={_value(d)}" for k, (d, _) in option_help(kind.config).items())
+        lines.append(f"  {name:<10} {options}")
+    return "\n".join(lines) + "\n\n"
+
+
+EPILOG = _kinds_text() + """\b
 Examples:
   aelab build conv --input 1x28x28 --latent 16
   aelab build conv-vae --input 3x33x47 --latent 32 --option channels=[16,32,64] --out model.py
@@ -52,7 +62,7 @@ def command(kind: str, input_text: str, latent: int, options: tuple[str, ...], o
             fmt: str) -> None:
     """Build an autoencoder whose decoder reproduces the input shape exactly.
 
-    KIND is one of: dense, conv, dense-vae, conv-vae, seqvae, linear.
+    KIND is one of the kinds listed below.
     """
     spec = parse_shape(input_text)
     if spec.name is not None or spec.dtype != torch.float32:  # the model is float32; a dtype would be ignored
