@@ -90,6 +90,23 @@ def test_sd_vae_latent_is_the_posterior_mean_decode_reads() -> None:
     assert "post_quant_conv runs inside decode()" in notes(b)
 
 
+def test_sd_vae_sampled_posterior() -> None:
+    """sample_posterior=True: the latent is mean + std * noise, still what decode() reads."""
+
+    class SampledVAE(diffusers.AutoencoderKL):  # type: ignore[misc]
+        def forward(self, x: torch.Tensor) -> Any:
+            return super().forward(x, sample_posterior=True)
+
+    model = SampledVAE(in_channels=3, out_channels=3, block_out_channels=[8, 16], latent_channels=4,
+                       down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                       layers_per_block=1, norm_num_groups=4).train()
+    assert input_shape_of(model, "post_quant_conv", torch.randn(2, 3, 16, 16)) == [2, 4, 8, 8]
+    b = analyse(model, [(2, 3, 16, 16)])
+    assert b.shape == [2, 4, 8, 8] and b.latent_source == "sample" and b.compression_ratio == 3
+    assert "post_quant_conv" in b.decoder and "drawn from its" in notes(b)
+    assert "encode" not in type(model).__dict__  # the wrapped method is restored (it is inherited)
+
+
 def test_sd_vae_config_on_meta_at_256() -> None:
     """The done-when number: the Stable Diffusion VAE config at 1x3x256x256, on meta (no weights)."""
     with torch.device("meta"):
