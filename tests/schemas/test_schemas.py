@@ -155,6 +155,14 @@ def test_cost_live_with_timing(monkeypatch: pytest.MonkeyPatch) -> None:
     check("cost", doc)
 
 
+def test_cost_live_with_nothing_to_train(tmp_path: Path) -> None:
+    (tmp_path / "act.py").write_text("from torch import nn\n\n\nclass Act(nn.Module):\n    def forward(self, x):\n"
+                                     "        return x.relu()\n")
+    code, doc = run_json("cost", f"{tmp_path / 'act.py'}:Act", "--input", "2x4", "--format", "json")
+    assert code == 0 and doc["flops_backward_all"] == 0 and doc["flops_backward_ratio"] is None  # 0/0, not 0
+    check("cost", doc)
+
+
 @pytest.mark.parametrize("args", [
     ("conv2d", "--input", "1x28x28", "--out-channels", "4", "--kernel", "5"),
     ("flatten", "--input", "16x7x7"),
@@ -309,6 +317,7 @@ def test_bottleneck_mutation_fails() -> None:
 def test_cost_mutation_fails() -> None:
     doc = _golden("cost_SeqVAE_encoder_frozen.json")
     for bad in (_drop("flops_backward_all"), _set("layers/0/status", "frozen"), _set("flops_backward", None),
+                _set("flops_backward_ratio", None),
                 _set("timing", {"device": "cpu"}), _set("extra", 1)):
         mutated = copy.deepcopy(doc)
         bad(mutated)

@@ -137,7 +137,8 @@ class CostReport:
             "trainable": self.trainable, "frozen": self.frozen,
             "params_trainable": self.params_trainable, "params_total": self.params_total,
             "flops_forward": self.flops_forward, "flops_backward": self.flops_backward,
-            "flops_backward_all": self.flops_backward_all, "flops_backward_ratio": round(self.ratio, 6),
+            "flops_backward_all": self.flops_backward_all,
+            "flops_backward_ratio": round(self.ratio, 6) if self.flops_backward_all else None,  # 0/0: null, not 0
             "flops_backward_other": self.flops_backward_other,
             "flops_backward_other_all": self.flops_backward_other_all,
             "saved_bytes": self.saved_bytes, "saved_bytes_all": self.saved_bytes_all,
