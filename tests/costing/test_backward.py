@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from aelab.costing.cost import backward_graph, choose_trainable, cost, matches, requires_grad_pattern
+from aelab.costing.cost import backward_graph, cost
+from aelab.costing.trainable import choose_trainable, matches, requires_grad_pattern
 from aelab.errors import ModelError, UsageError
 from aelab.trace.autograd_graph import walk
 from truth import flop_counter

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.costing.cost import choose, matches
+from aelab.costing.trainable import choose, matches
 from aelab.errors import UsageError
 from aelab.footprint import analysis
 from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf

@@ -49,7 +49,8 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], trainable
     once with every parameter trainable. FLOPs count a multiply-add as 2, as
     torch.utils.flop_counter does, and are the kernels autograd really runs.
     """
-    from aelab.costing.cost import choose, cost
+    from aelab.costing.cost import cost
+    from aelab.costing.trainable import choose
 
     if measure:
         from aelab.costing.timing import resolve_device
