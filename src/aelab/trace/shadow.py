@@ -31,6 +31,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from aelab.trace.records import Read
 
 RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
+_PROBED: dict[Any, Any] = {}  # (op, input shapes/dtypes/strides, other args) -> the CPU kernel's outputs, on meta
 NOTHING: Any = object()  # "no answer": the caller must do something else
 
 
@@ -258,26 +259,53 @@ class Shadow:
         return self.stand_in(real_out, target_device(args, kwargs), taint)
 
     def probe(self, func: Any, args: Any, kwargs: dict[str, Any], max_bytes: int = 1 << 30) -> Any:
-        """Run the CPU kernel on the known values, zeros for the unknown (at most `max_bytes` of them), and
-        return stand-ins of its outputs' shapes whose values stay unknown; NOTHING if the CPU kernel fails too."""
-        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        if sum(t.numel() * t.element_size() for t in tensors if self.get(t) is None) > max_bytes:
-            return NOTHING
+        """Run the CPU kernel on the known values and zeros for the unknown, and return stand-ins of its
+        outputs' shapes whose values stay unknown; NOTHING if the CPU kernel fails too.
 
-        def value(x: Any) -> Any:
-            if isinstance(x, torch.Tensor):
-                got = self.get(x)
-                return got[0] if got is not None else torch.zeros(x.shape, dtype=x.dtype)
-            if isinstance(x, torch.device):
-                return torch.device("cpu")
-            return x
+        Unknown inputs are one zero broadcast to their shape (no memory: a 3.7 GB expert weight costs
+        nothing), or, if the kernel refuses that, real zeros up to `max_bytes`. Answers are cached by the
+        op and its inputs' shapes, dtypes and strides, so a layer repeated 32 times is probed once."""
+        _, _, _, mutated = _kind(func)
+        flat = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        known = [self.get(t) for t in flat]
+        key = (func, tuple((tuple(t.shape), t.dtype, tuple(t.stride()), k is not None) for t, k in zip(flat, known)),
+               repr([a for a in tree_flatten((args, kwargs))[0] if not isinstance(a, torch.Tensor)]))
+        if all(k is None for k in known) and key in _PROBED:
+            return self.stand_in(_PROBED[key], target_device(args, kwargs), 0, known=False)
+        written = {id(args[i]) for i in mutated if i < len(args) and isinstance(args[i], torch.Tensor)}
 
-        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
-            try:
-                real_out = func(*tree_map(value, args), **tree_map(value, kwargs))
-            except Exception:
+        def attempt(broadcast: bool) -> Any:
+            def value(x: Any) -> Any:
+                if isinstance(x, torch.Tensor):
+                    got = self.get(x)
+                    if got is not None:
+                        return got[0]
+                    if broadcast and id(x) not in written:
+                        return torch.zeros((), dtype=x.dtype).expand(x.shape)
+                    return torch.zeros(x.shape, dtype=x.dtype)
+                if isinstance(x, torch.device):
+                    return torch.device("cpu")
+                return x
+
+            with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
+                try:
+                    return func(*tree_map(value, args), **tree_map(value, kwargs))
+                except Exception:
+                    return NOTHING
+
+        real_out = attempt(broadcast=True)
+        if real_out is NOTHING:
+            if sum(t.numel() * t.element_size() for t, k in zip(flat, known) if k is None) > max_bytes:
                 return NOTHING
-        return self.stand_in(real_out, target_device(args, kwargs), 0, known=False)
+            real_out = attempt(broadcast=False)
+            if real_out is NOTHING:
+                return NOTHING
+        meta_out = tree_map(lambda r: torch.empty_strided(tuple(r.shape), tuple(r.stride()), dtype=r.dtype,
+                                                          device="meta") if isinstance(r, torch.Tensor) else r,
+                            real_out)
+        if all(k is None for k in known):
+            _PROBED[key] = meta_out
+        return self.stand_in(meta_out, target_device(args, kwargs), 0, known=False)
 
     def stand_in(self, real_out: Any, target: torch.device, taint: int, *, known: bool = True) -> Any:
         """Tensors of `real_out`'s metadata on `target` whose values are `real_out`'s: meta/fake stand-ins
