@@ -107,6 +107,7 @@ def test_inspect_live(args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) ->
     check("inspect", doc)
     if "--no-backward" in args:
         assert doc["totals"]["flops_backward"] is None and all(r["flops_backward"] is None for r in doc["layers"])
+        assert doc["totals"]["saved_bytes"] is None  # not recorded, not 0
     else:
         assert doc["totals"]["flops_backward"] > 0
 
@@ -277,6 +278,7 @@ MUTATIONS: dict[str, list[Callable[[Any], None]]] = {
         "exc_type": "RuntimeError", "message": "m", "call_stack": [0], "op": None, "op_inputs": [],
         "function": None, "function_inputs": []})],
     "backward other null, matrix counted": [_set("totals/flops_backward_other", None)],
+    "saved bytes unknown, backward counted": [_set("totals/saved_bytes", None)],
     "a layer's backward FLOPs 0 with no backward": [*_NO_BACKWARD, _set("layers/0/flops_backward", 0)],
     "backward null though it ran": [_set("layers/0/flops_backward", None)],
     "unknown execution": [_set("execution", "magic")],

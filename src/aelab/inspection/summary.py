@@ -56,7 +56,7 @@ class Totals:
     flops_backward_other: int | None
     flops_backward_by_category: dict[str, int]
     activation_bytes: int  # bytes written by forward kernels (views excluded)
-    saved_bytes: int  # activations autograd keeps for backward (parameters excluded)
+    saved_bytes: int | None  # activations autograd keeps for backward (parameters excluded); None: not recorded
     not_counted: dict[str, int]  # aten op -> times run, for ops with no FLOP formula
     backward_ran: bool
 
@@ -145,6 +145,7 @@ def totals(trace: Trace) -> Totals:
         flops_forward_by_category=dict(fwd), flops_backward=bwd["matmul"] if backward_known(trace) else None,
         flops_backward_other=sum(v for k, v in bwd.items() if k != "matmul") if backward_known(trace) else None,
         flops_backward_by_category=dict(bwd),
-        activation_bytes=activation, saved_bytes=sum(t.nbytes for t in trace.saved_for_backward),
+        activation_bytes=activation,
+        saved_bytes=sum(t.nbytes for t in trace.saved_for_backward) if trace.backward_requested else None,
         not_counted=dict(not_counted), backward_ran=trace.backward_ran,
     )

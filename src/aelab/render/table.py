@@ -86,8 +86,9 @@ def totals_lines(report: Report) -> list[str]:
                      + f" (gradients of the {count(t.trainable_params)} trainable parameters)")
     else:
         lines.append("Backward FLOPs: 0 (no trainable parameter, or no differentiable output)")
-    lines.append(f"Activations: forward kernels write {nbytes(t.activation_bytes)}; "
-                 f"autograd keeps {nbytes(t.saved_bytes)} for backward")
+    kept = "what autograd keeps is not recorded (--no-backward)" if t.saved_bytes is None else \
+        f"autograd keeps {nbytes(t.saved_bytes)} for backward"
+    lines.append(f"Activations: forward kernels write {nbytes(t.activation_bytes)}; {kept}")
     if t.not_counted:
         ops = ", ".join(f"{k} ×{v}" for k, v in sorted(t.not_counted.items()))
         lines.append(f"Not counted (no FLOP formula): {ops}")
