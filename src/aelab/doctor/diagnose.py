@@ -19,12 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from aelab.doctor.examine import examine, same_problem
 from aelab.doctor.records import Diagnosis, Finding, Fix, ModuleConfig, batch_of
+from aelab.trace.call_patches import CallPatch, CallPatches
 from aelab.trace.inputs import InputSpec
 from aelab.trace.record import InputLike, as_input_spec, record
 from aelab.trace.records import Trace
@@ -144,45 +143,16 @@ def apply_fix(state: _State, fix: Fix) -> _State:
     return new
 
 
-# --- rewriting one call inside forward() ---------------------------------------------------------------
-_FUNCTIONS: dict[Any, str] = {torch.Tensor.view: "Tensor.view", torch.Tensor.reshape: "Tensor.reshape",
-                              torch.reshape: "torch.reshape", torch.cat: "torch.cat", torch.concat: "torch.concat",
-                              torch.concatenate: "torch.concatenate"}
-
-
-class _CallPatches(TorchFunctionMode):
-    """Rewrite the calls named by "call" fixes: a view/reshape gets the fixed shape, the inputs of a cat
-    are padded. A call is recognised by its function, its first input's shape and its occurrence."""
-
-    def __init__(self, patches: list[Fix]) -> None:
-        super().__init__()
-        self.patches = patches
-        self.seen: dict[tuple[str, tuple[int, ...]], int] = {}
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        name = _FUNCTIONS.get(func)
-        if name is None or not args:
-            return func(*args, **kwargs)
-        first = args[0][0] if name.startswith("torch.c") else args[0]
-        if not isinstance(first, torch.Tensor):
-            return func(*args, **kwargs)
-        key = (name, tuple(first.shape))
-        n = self.seen.get(key, 0)
-        self.seen[key] = n + 1
-        for fix in self.patches:
-            c = fix.changes
-            if fix.target == name and tuple(c["input_shape"]) == key[1] and c["occurrence"] == n:
-                if "shape" in c:
-                    return func(args[0], tuple(c["shape"]))
-                tensors = [F.pad(t, list(c["pads"][i])) if i in c["pads"] else t for i, t in enumerate(args[0])]
-                return func(tensors, *args[1:], **kwargs)
-        return func(*args, **kwargs)
+# --- rewriting one call inside forward() (trace/call_patches.py does it while recording) -------------------
+def _call_patch(fix: Fix) -> CallPatch:
+    c = fix.changes
+    return CallPatch(fix.target, tuple(c["input_shape"]), c["occurrence"],
+                     tuple(c["shape"]) if "shape" in c else None, c.get("pads", {}))
 
 
 def _trace(state: _State) -> Trace:
     """One trace of the state (the recorder itself keeps FakeTensor's per-kernel tracebacks out of the log)."""
-    patches = _CallPatches(state.patches) if state.patches else contextlib.nullcontext()
+    patches = CallPatches([_call_patch(f) for f in state.patches]) if state.patches else contextlib.nullcontext()
     with patches:
         return record(state.model, state.inputs, state.kwinputs, backward=False)
 
