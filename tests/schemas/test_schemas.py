@@ -74,6 +74,24 @@ def test_every_verb_of_the_contract_has_a_schema() -> None:
     assert set(VERBS) <= set(schemas.verbs())
 
 
+def test_every_verb_with_a_json_format_has_a_schema() -> None:
+    """A verb that gains `--format json` gains a schema (and a docs/json.md section) with it."""
+    import click
+
+    from aelab.cli.main import VERBS, cli
+
+    ctx = click.Context(cli)
+    with_json = []
+    for name in VERBS:
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        for param in command.params:
+            if "--format" in getattr(param, "opts", ()) and "json" in getattr(param.type, "choices", ()):
+                with_json.append(name)
+    assert set(with_json) >= {"inspect", "doctor", "cost", "explain", "build", "memory"}
+    assert set(with_json) <= set(schemas.verbs()), set(with_json) - set(schemas.verbs())
+
+
 def test_load_refuses_an_unknown_verb_and_returns_a_fresh_dict() -> None:
     with pytest.raises(UsageError, match=r"no JSON schema for 'train'.*inspect"):
         schemas.load("train")
