@@ -1,4 +1,4 @@
-"""Docs teach only public names: no page (docs/*.md, README.md) imports a module that is not `aelab` itself or
+"""Docs teach only public names: no page (docs/*.md, README.md, examples/*.py) imports a module that is not `aelab` itself or
 a documented public module (each says so in its docstring)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", *sorted((ROOT / "examples").glob("*.py"))]
 #: the modules a doc may import besides `aelab`: their docstrings say they are documented public modules
 PUBLIC = {"aelab", "aelab.explain", "aelab.models", "aelab.schemas", "aelab.render.doctor_text",
           "aelab.render.graph", "aelab.render.hourglass"}
