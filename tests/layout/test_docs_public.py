@@ -1,5 +1,5 @@
-"""Docs teach only public names: no page (docs/*.md, README.md, examples/*.py) imports a module that is not `aelab` itself or
-a documented public module (each says so in its docstring)."""
+"""Docs teach only public names: no page (docs/*.md, README.md, examples/*.py) imports a module that is not
+`aelab` itself or a documented public module (each says so in its docstring)."""
 
 from __future__ import annotations
 
