@@ -370,7 +370,7 @@ def test_explain_mutation_fails() -> None:
         assert fails("explain", mutated)
 
 
-METRICS = {"run": "r", "data": "digits", "part": "test", "rows": 10, "nll_samples": 0, "notes": [],
+METRICS = {"run": "r", "data": "digits", "part": "test", "rows": 10, "nll_samples": 0, "notes": [], "non_finite": [],
            "metrics": {"mse": {"mean": 0.1, "unit": "", "better": "lower", "rows": 10, "doc": "d", "per_class": {}}}}
 
 
