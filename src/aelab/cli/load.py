@@ -20,8 +20,8 @@ from torch import nn
 
 from aelab.errors import AelabError, UsageError
 from aelab.io import user_code
+from aelab.trace.build import construct
 from aelab.trace.inputs import InputSpec, parse_shape
-from aelab.trace.materialize import construct
 
 
 def parse_kwargs(items: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -41,70 +41,9 @@ from aelab.trace.shadow import NOTHING, _kind
 _BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
-_BUILD_NOTES: weakref.WeakKeyDictionary[nn.Module, list[str]] = weakref.WeakKeyDictionary()
-
-
 def remember_buffers(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
     """Keep the real values of a meta model's buffers, known while it was constructed."""
     _BUILT_BUFFERS[model] = values
-
-
-def build_notes(model: nn.Module) -> list[str]:
-    """What `construct` had to do differently for this model (the trace's notes repeat it)."""
-    return list(_BUILD_NOTES.get(model, []))
-
-
-class _FollowBuild(TorchDispatchMode):
-    """While a model is constructed on meta: the real values of what the constructor computes from
-    constants (a position-id `arange`, rotary `inv_freq`, a sinusoidal table), never its random inits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from aelab.trace.shadow import Shadow
-
-        self.shadow = Shadow(max_numel=1 << 22, budget_bytes=1 << 28)
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        reads, random, _, mutated = _kind(func)
-        if random:  # a random init is not a value we can promise; drawing it for real would cost the RNG
-            for i in mutated:
-                if i < len(args) and isinstance(args[i], torch.Tensor):
-                    self.shadow.forget(args[i])
-        elif not reads:
-            self.shadow.after(func, args, kwargs, out)
-        return out
-
-
-def construct(factory: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
-    """`factory(**kwargs)` under `torch.device(device)`. On meta, the buffers' real values are kept (see
-    `_FollowBuild`); a constructor that refuses meta (it reads a value, or calls a CPU-only routine) is
-    built again on CPU, real weights and all, and the notes say so. Other errors are the constructor's."""
-    if device != "meta":
-        ctx = torch.device(device) if device is not None else contextlib.nullcontext()
-        with ctx:
-            return factory(**kwargs)
-    follow = _FollowBuild()
-    try:
-        with torch.device("meta"), follow:
-            model = factory(**kwargs)
-    except Exception as exc:
-        with torch.device("cpu"):
-            model = factory(**kwargs)  # if this raises too, the constructor is wrong: its error stands
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        _BUILD_NOTES[model] = [f"The constructor refuses the meta device ({type(exc).__name__}: {first}): the model "
-                               "was built on CPU with real weights instead (as --device cpu would)."]
-        return model
-    if isinstance(model, nn.Module):
-        values = {}
-        for name, b in model.named_buffers():
-            got = follow.shadow.get(b) if b.device.type == "meta" else None
-            if got is not None and not got[1]:
-                values[name] = got[0]
-        if values:
-            remember_buffers(model, values)
-    return model
 
 
 @contextlib.contextmanager
@@ -384,3 +323,34 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
 
 
 # --- a whole real copy (timing) ---------------------------------------------------------------------------------
+
+
+def meta_copy(t: torch.Tensor) -> torch.Tensor:
+    """A meta tensor (a Parameter for a Parameter) with `t`'s shape, strides, dtype and requires_grad."""
+    stand = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
+    return nn.Parameter(stand, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else stand
+
+
+def known_buffers(shadow: Any, model: nn.Module, swapped: dict[str, torch.Tensor],
+                  real_of: dict[str, torch.Tensor]) -> None:
+    """Buffers' values, looked up only if the run reads something computed from them: a real buffer's own
+    values; a meta buffer's as `aelab.trace.materialize` recovers them (None when it cannot)."""
+    params = {n for n, _ in model.named_parameters()}
+    mat = None
+    for name, b in model.named_buffers():
+        stand = swapped.get(name, b)
+        real = real_of.get(name)
+        if real is not None:
+            def own(r: torch.Tensor = real) -> tuple[torch.Tensor, int] | None:
+                return r.detach().clone(), 0
+
+            shadow.lazy[id(stand)] = own
+        elif b.device.type == "meta" and name not in params:
+            if mat is None:
+                mat = Materializer(model)
+
+            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
+                value = mat.buffer_value(b)
+                return (value, 0) if value is not None else None
+
+            shadow.lazy[id(stand)] = recover

@@ -25,8 +25,9 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
+from aelab.trace.build import build_notes
 from aelab.trace.inputs import InputSpec
-from aelab.trace.materialize import all_rng_restored, build_notes, real_answers, streamed
+from aelab.trace.materialize import all_rng_restored, real_answers, streamed
 from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import Trace

@@ -29,6 +29,7 @@ from torch.utils._pytree import tree_flatten
 
 from aelab.trace import fastmeta
 from aelab.trace import flops as flop_rules
+from aelab.trace.materialize import known_buffers, meta_copy
 from aelab.trace.methods import recorded_methods
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
@@ -284,7 +285,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
             swapped = {n: fake_mode.from_tensor(t) for n, t in named}
         real_of = dict(named)
     elif execution == "meta" and any(t.device.type != "meta" for _, t in named):
-        swapped = {n: t if t.device.type == "meta" else _meta_copy(t) for n, t in named}
+        swapped = {n: t if t.device.type == "meta" else meta_copy(t) for n, t in named}
         real_of = {n: t for n, t in named if t.device.type != "meta"}
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in model.parameters() if p.requires_grad])
@@ -294,7 +295,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     st.oracle = oracle
     for t, value, taint in known:
         st.shadow.set(t, value, taint)
-    _known_buffers(st, model, swapped, real_of, execution)
+    known_buffers(st.shadow, model, swapped, real_of)
     snap = snapshot(model)
     if eval_mode:
         model.eval()
@@ -350,38 +351,6 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  backward_requested=backward,
                  error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()},
                  methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes))
-
-
-def _meta_copy(t: torch.Tensor) -> torch.Tensor:
-    copy = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
-    return nn.Parameter(copy, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else copy
-
-
-def _known_buffers(st: State, model: nn.Module, swapped: dict[str, torch.Tensor], real_of: dict[str, torch.Tensor],
-                   execution: str) -> None:
-    """Buffers' values, looked up only if the run reads something computed from them: a real buffer's own
-    values; a meta buffer's as `aelab.trace.materialize` recovers them (None when it cannot)."""
-    params = {n for n, _ in model.named_parameters()}
-    mat = None
-    for name, b in model.named_buffers():
-        stand = swapped.get(name, b)
-        real = real_of.get(name)
-        if real is not None:
-            def own(r: torch.Tensor = real) -> tuple[torch.Tensor, int] | None:
-                return r.detach().clone(), 0
-
-            st.shadow.lazy[id(stand)] = own
-        elif b.device.type == "meta" and name not in params:
-            if mat is None:
-                from aelab.trace.materialize import Materializer
-
-                mat = Materializer(model)
-
-            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
-                value = mat.buffer_value(b)
-                return (value, 0) if value is not None else None
-
-            st.shadow.lazy[id(stand)] = recover
 
 
 def _record_backward(trainable: list[torch.Tensor], st: State, outs: list[torch.Tensor]) -> bool:
