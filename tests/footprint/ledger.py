@@ -3,7 +3,7 @@
 `Ledger` is a dispatch mode that keeps every live tensor storage's bytes, from the op that returned it
 first to its release (a `weakref.finalize` on the storage), and samples glibc's in-use heap bytes
 (`mallinfo2`: small chunks + mmapped chunks) after every op, so the two can be compared. It shares no
-code with `aelab.trace.lifetimes`: the step is the plain training loop every tutorial writes.
+code with `aelab.trace.lifetimes` or `aelab.trace.step`: the step is the plain training loop every tutorial writes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`memory(model, *inputs, ...)`: how much memory one training step needs, before you run it.
 
 The driver: it turns the options into `requires_grad` flags (the cost verb's `choose`), builds fake
-(or meta) stand-ins for the weights and inputs, has `aelab.trace.lifetimes` run two whole training
-steps on them, and reads the log with the pure `footprint.analysis`. What-ifs and `fit` are more
+(or meta) stand-ins for the weights and inputs, has `aelab.trace.step` run a whole training
+step on them, and reads the log with the pure `footprint.analysis`. What-ifs and `fit` are more
 simulated steps; the model itself is never touched and never allocated.
 """
 
@@ -23,8 +23,9 @@ from aelab.errors import UsageError
 from aelab.footprint import analysis
 from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf
 from aelab.trace.inputs import InputSpec
-from aelab.trace.lifetimes import AMP_DTYPES, LOSSES, OPTIMIZERS, StepLog, ValueReadError, record_steps
+from aelab.trace.lifetimes import StepLog, ValueReadError
 from aelab.trace.record import InputLike, as_input_spec, model_device
+from aelab.trace.step import AMP_DTYPES, LOSSES, OPTIMIZERS, record_steps
 
 #: allocator granularity per device: CUDA's caching allocator hands out 512-byte multiples
 BLOCKS: dict[str, int] = {"cpu": 1, "cuda": 512}

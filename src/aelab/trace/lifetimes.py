@@ -1,33 +1,30 @@
-"""Record the life of every tensor storage during whole training steps, on fake or meta tensors.
+"""The life of every tensor storage during a training step on fake or meta tensors: the dispatch mode.
 
-One step is what a training loop does: forward (under autocast when asked), the loss, `backward()`,
-`optimizer.step()`, `optimizer.zero_grad(set_to_none=True)`. It runs for real on fake/meta tensors,
-so autograd, autocast and `torch.optim` behave exactly as they do on real ones, and nothing is
-allocated. A `TorchDispatchMode` sees every aten op; each new storage an op returns is born there,
-and a weak reference on the storage says when it dies. So views share their base's storage,
-in-place ops reuse it, saved tensors die when their autograd node has run, gradients accumulate
-into one buffer, the optimizer's state appears on the first step and `.grad` dies at `zero_grad`.
+A `TorchDispatchMode` sees every aten op; each new storage an op returns is born there, and a weak reference
+on the storage says when it dies. So views share their base's storage, in-place ops reuse it, saved tensors
+die when their autograd node has run, gradients accumulate into one buffer, the optimizer's state appears on
+the first step and `.grad` dies at `zero_grad`. `aelab.trace.step` drives the step under it; the records
+(`StepLog`) are what `aelab.footprint` reads.
 
-Kernels whose fake/meta implementation returns a smaller buffer than the real one (the oneDNN LSTM
-workspace) are corrected here from the real kernel's size, and each correction is listed.
+Kernels whose fake/meta implementation returns a different size than the real one (the oneDNN LSTM
+workspace, normalisation statistics under autocast) are corrected from the real kernel's
+(`aelab.trace.kernel_sizes`), and each correction is listed.
 """
-
 from __future__ import annotations
 
 import contextlib
-import functools
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import unset_fake_temporarily
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from aelab.trace import fastmeta
+from aelab.trace.kernel_sizes import NORM_WEIGHT, real_mkldnn_workspace
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
 
@@ -58,16 +55,6 @@ class _WeakKnown(dict[int, Any]):
 
 class ValueReadError(Exception):
     """The step reads a tensor value that depends on the weights (the op, and the module it ran in)."""
-
-#: optimizer names -> (class, keyword arguments); the learning rate is irrelevant to memory
-OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sgd": ("SGD", {"lr": 1e-3}),
-    "sgd-momentum": ("SGD", {"lr": 1e-3, "momentum": 0.9}),
-    "adam": ("Adam", {"lr": 1e-3}),
-    "adamw": ("AdamW", {"lr": 1e-3}),
-}
-AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-PHASES = ("forward", "loss", "backward", "optimizer", "zero_grad")
 
 
 @dataclass
@@ -106,51 +93,6 @@ class StepLog:
     outputs: dict[str, int] = field(default_factory=dict)  # module path -> bytes of its outputs (first step)
     corrections: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-# --- corrections of fake kernels -------------------------------------------------------------------
-#: above this (estimated from batches 1 and 2) the workspace is extrapolated instead of measured
-MEASURE_LIMIT = 1 << 30
-
-
-@functools.lru_cache(maxsize=256)
-def _measured_mkldnn_workspace(shapes: tuple[Any, ...], dtype: torch.dtype) -> tuple[int, bool]:
-    """(nbytes, measured) of the workspace `aten.mkldnn_rnn_layer` returns on CPU for these argument
-    shapes: the real kernel runs once on zeros (its size is page-aligned per part, not affine in the
-    batch); a workspace estimated above `MEASURE_LIMIT` from batches 1 and 2 is extrapolated instead."""
-    (inp, w0, w1, w2, w3, hx, cx), rest = shapes[:7], shapes[7:]
-    batch = hx[0]
-    batch_dim = 1 if inp[1] == batch else 0
-
-    def run(b: int) -> int:
-        def z(shape: tuple[int, ...], bdim: int | None) -> torch.Tensor:
-            s = list(shape)
-            if bdim is not None:
-                s[bdim] = b
-            return torch.zeros(s, dtype=dtype)
-
-        with unset_fake_temporarily():
-            t = [z(inp, batch_dim), z(w0, None), z(w1, None), z(w2, None), z(w3, None), z(hx, 0), z(cx, 0)]
-            out = torch.ops.aten.mkldnn_rnn_layer(*t, *(list(x) if isinstance(x, tuple) else x for x in rest))
-            return int(out[3].untyped_storage().nbytes())
-
-    one, two = run(1), run(2)
-    estimate = one + (two - one) * (batch - 1)
-    if estimate > MEASURE_LIMIT:
-        return estimate, False
-    return run(batch), True
-
-
-def _real_mkldnn_bytes(args: Sequence[Any]) -> tuple[int, bool]:
-    shapes: list[Any] = []
-    for a in args[:7]:
-        shapes.append(tuple(int(d) for d in a.shape) if isinstance(a, torch.Tensor) else None)
-    rest = tuple(tuple(x) if isinstance(x, list) else x for x in args[7:])
-    return _measured_mkldnn_workspace((*shapes, *rest), args[0].dtype)
-
-
-#: normalisation ops whose saved statistics FakeTensor types wrongly -> index of their weight argument
-_NORM_WEIGHT: dict[str, int] = {"native_batch_norm": 1, "native_layer_norm": 2}
 
 
 # --- the recording -----------------------------------------------------------------------------------
@@ -217,7 +159,7 @@ class _Lifetimes(TorchDispatchMode):
                 self.adopt(t, kind, step=step, phase=phase, module=module, op=f"aten.{name}")
         if name == "mkldnn_rnn_layer" and isinstance(out, tuple) and len(out) > 3:
             self._correct_workspace(args, out[3])
-        elif name in _NORM_WEIGHT and isinstance(out, tuple) and len(out) == 3:
+        elif name in NORM_WEIGHT and isinstance(out, tuple) and len(out) == 3:
             self._correct_norm_stats(name, args, out)
         return out
 
@@ -245,7 +187,7 @@ class _Lifetimes(TorchDispatchMode):
     def _correct_norm_stats(self, name: str, args: Any, out: tuple[Any, ...]) -> None:
         """Under autocast a bf16/fp16 input meets an fp32 weight: the CPU kernel (and the meta one) return
         the saved mean and inverse std in fp32, FakeTensor's in the input's dtype."""
-        x, weight = args[0], args[_NORM_WEIGHT[name]] if len(args) > _NORM_WEIGHT[name] else None
+        x, weight = args[0], args[NORM_WEIGHT[name]] if len(args) > NORM_WEIGHT[name] else None
         if (type(x).__name__ != "FakeTensor" or weight is None or x.dtype not in (torch.bfloat16, torch.float16)
                 or weight.dtype != torch.float32):
             return
@@ -269,7 +211,7 @@ class _Lifetimes(TorchDispatchMode):
         sid = self.sid_of(ws)
         if sid is None:
             return
-        real, measured = _real_mkldnn_bytes(args)
+        real, measured = real_mkldnn_workspace(args)
         s = self.log.storages[sid]
         extra = real - s.nbytes
         if extra <= 0:
@@ -344,174 +286,3 @@ class _Scope:
         return hook
 
 
-def default_loss(outputs: Any, inputs: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-    """The sum of the model's floating outputs (the rule `aelab cost` uses), in fp32."""
-    diff = [t for t in flatten_tensors(outputs) if t.requires_grad and (t.is_floating_point() or t.is_complex())]
-    if not diff:
-        raise ValueError("no output of the model requires grad: nothing to train")
-    return torch.stack([t.float().sum() for t in diff]).sum()
-
-
-def mse_loss(outputs: Any, inputs: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-    """Mean squared error of the first floating output against the first input (an autoencoder's)."""
-    out = next(t for t in flatten_tensors(outputs) if t.is_floating_point())
-    return torch.nn.functional.mse_loss(out.float(), inputs[0].float())
-
-
-LOSSES: dict[str, Callable[[Any, Sequence[torch.Tensor]], torch.Tensor]] = {"sum": default_loss, "mse": mse_loss}
-
-
-@contextlib.contextmanager
-def checkpointed(model: nn.Module, paths: Sequence[str]) -> Iterator[None]:
-    """Run the named modules under `torch.utils.checkpoint` (non-reentrant) for the duration."""
-    import torch.utils.checkpoint as ckpt
-
-    mods = dict(model.named_modules())
-    patched = []
-    for p in paths:
-        m = mods[p]
-        orig = m.forward
-
-        def fwd(*a: Any, _orig: Any = orig, **k: Any) -> Any:
-            return ckpt.checkpoint(_orig, *a, use_reentrant=False, **k)
-
-        m.forward = fwd
-        patched.append(m)
-    try:
-        yield
-    finally:
-        for m in patched:
-            del m.forward
-
-
-def _mark_kind(mode: _Lifetimes, tensors: Sequence[Any], kind: str, replace: tuple[str, ...]) -> None:
-    for t in tensors:
-        if isinstance(t, torch.Tensor):
-            sid = mode.sid_of(t)
-            if sid is not None and mode.log.storages[sid].kind in replace:
-                mode.log.storages[sid].kind = kind
-
-
-def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                 args: Sequence[Any], kwargs: Mapping[str, Any], *, optimizers: Sequence[str] = ("adam",),
-                 amp: str = "off", loss: str = "sum", checkpoint: Sequence[str] = (),
-                 foreach: bool | None = None, context: Any = None,
-                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
-                 lazy: Mapping[int, Callable[[], tuple[torch.Tensor, int] | None]] | None = None) -> StepLog:
-    """Record a training step of `model` with `params`/`buffers` standing in for its own (fake or meta
-    tensors; `requires_grad` on a parameter says it trains), for each optimizer in `optimizers`.
-
-    Forward, loss and backward run once: they do not depend on the optimizer, and the steady state's
-    differ from the first step's only by the optimizer state being alive. Then, per optimizer, from
-    the gradients backward left: its first `step()` (creating its state) and `zero_grad`; the
-    gradients again (`zeros_like`: same storages, same sizes); its steady `step()` and `zero_grad`;
-    the optimizer deleted. `StepLog.marks` names the event index where each part begins:
-    "forward", "backward_end", "<opt>:first", "<opt>:first_end", "<opt>:steady", "<opt>:steady_grads",
-    "<opt>:steady_end", "<opt>:gone".
-
-    `context` is entered around forward and backward (a FakeTensorMode for fake execution). `known` gives
-    the real values of some stand-ins (the inputs') and `lazy` ways to get others (buffers), so a value the
-    forward reads is answered exactly (`aelab.trace.shadow`). The model's own tensors, flags and training
-    mode are not touched.
-    """
-    for name in optimizers:
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}")
-    trainable = [t for t in params.values() if t.requires_grad]
-    if not trainable:
-        raise ValueError("no parameter trains: nothing to simulate")
-    amp_dtype = AMP_DTYPES[amp]
-    loss_fn = LOSSES[loss]
-    log = StepLog([], [], [])
-    scope = _Scope({id(m): n for n, m in model.named_modules(remove_duplicate=False)}, log)
-    shadow = Shadow()
-    shadow._known = _WeakKnown()  # see _WeakKnown
-    for t, value, taint in known:
-        shadow.set(t, value, taint)
-    shadow.lazy.update(lazy or {})
-    meta = any(t.device.type == "meta" for t in params.values())
-    mode = _Lifetimes(log, scope.where, shadow, meta=meta)
-    scope.mode = mode
-    mode.param_ids = {id(t) for t in params.values()}
-    for n, t in params.items():
-        mode.adopt(t, "parameter", module=n.rsplit(".", 1)[0] if "." in n else "")
-    for n, t in buffers.items():
-        mode.adopt(t, "buffer", module=n.rsplit(".", 1)[0] if "." in n else "")
-    inputs = [t for t in flatten_tensors((list(args), dict(kwargs)))]
-    for t in inputs:
-        mode.adopt(t, "input")
-    tensors = {**params, **buffers}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if scope.phase == "forward":
-            sid = mode.sid_of(t)
-            if sid is not None:
-                s = log.storages[sid]
-                if s.kind in ("temporary", "amp_copy") and s.saved_by is None:
-                    s.saved_by = scope.stack[-1] if scope.stack else ""
-                    if s.kind == "temporary":
-                        s.kind = "activation"
-        return t
-
-    def mark(name: str) -> None:
-        log.marks[name] = len(log.events)
-
-    was_training = {m: m.training for m in model.modules()}
-    pre = torch.nn.modules.module.register_module_forward_pre_hook(scope.pre)
-    post = torch.nn.modules.module.register_module_forward_hook(scope.post, with_kwargs=True, always_call=True)
-    ctx = context if context is not None else contextlib.nullcontext()
-    model.train()
-    try:
-        with mode, checkpointed(model, checkpoint):
-            scope.step = 1
-            scope.phase = "forward"
-            mark("forward")
-            with ctx, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                autocast: Any = (torch.autocast("cpu", dtype=amp_dtype) if amp_dtype is not None
-                                 else contextlib.nullcontext())
-                with autocast:
-                    out = torch.func.functional_call(model, tensors, tuple(args), dict(kwargs), tie_weights=True)
-                    scope.phase = "loss"
-                    value = loss_fn(out, inputs)
-                del out
-                scope.phase = "backward"
-                value.backward()
-                del value
-            _mark_kind(mode, [t.grad for t in trainable], "gradient", ("temporary", "activation"))
-            grads = {id(t): t.grad is not None for t in trainable}
-            mark("backward_end")
-            for k, name in enumerate(optimizers):
-                cls_name, opt_kwargs = OPTIMIZERS[name]
-                if foreach is not None:
-                    opt_kwargs = {**opt_kwargs, "foreach": foreach}
-                opt = getattr(torch.optim, cls_name)(trainable, **opt_kwargs)
-                for step in (1, 2):
-                    scope.step = step
-                    if step == 2 or k > 0:  # the gradients a backward leaves, again
-                        scope.phase = "backward"
-                        log.ops.append(Op("aten.zeros_like", step, "backward", ""))
-                        for t in trainable:
-                            if grads[id(t)]:
-                                t.grad = torch.zeros_like(t)
-                        _mark_kind(mode, [t.grad for t in trainable], "gradient", ("temporary",))
-                    mark(f"{name}:{'first' if step == 1 else 'steady_grads'}")
-                    scope.phase = "optimizer"
-                    opt.step()
-                    _mark_kind(mode, [v for st in opt.state.values() for v in st.values()], "optimizer_state",
-                               ("temporary",))
-                    scope.phase = "zero_grad"
-                    log.ops.append(Op("zero_grad", step, "zero_grad", ""))
-                    opt.zero_grad(set_to_none=True)
-                    mark(f"{name}:{'first_end' if step == 1 else 'steady_end'}")
-                    if step == 1:
-                        mark(f"{name}:steady")
-                del opt
-                mark(f"{name}:gone")
-    finally:
-        pre.remove()
-        post.remove()
-        for h in scope.handles:
-            h.remove()
-        for m, flag in was_training.items():
-            m.training = flag
-    return log

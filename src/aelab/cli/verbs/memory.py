@@ -46,7 +46,7 @@ def command(spec: str, inputs: tuple[str, ...], args: tuple[str, ...], optimizer
     """
     from aelab.errors import UsageError
     from aelab.footprint.memory import memory, parse_size
-    from aelab.trace.lifetimes import AMP_DTYPES, OPTIMIZERS
+    from aelab.trace.step import AMP_DTYPES, OPTIMIZERS
 
     if optimizer not in OPTIMIZERS:  # fail before building the model
         raise UsageError(f"unknown --optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
