@@ -240,8 +240,10 @@ def test_evaluate_live(runs: dict[str, Path]) -> None:
 
 
 def test_detect_live(runs: dict[str, Path]) -> None:
-    run("detect", str(runs["user"]), "--normal-class", "0")
-    check("detect", json.loads((runs["user"] / "scores.json").read_text()))
+    run("detect", str(runs["user"]), "--fpr", "0.1", "--per-feature")
+    flagged = json.loads((runs["user"] / "scores.json").read_text())
+    assert {"fpr", "threshold", "flagged", "per_feature_csv"} <= set(flagged)
+    check("detect", flagged)
     summaries = []
     for extra in (["--normal-class", "0"], []):
         csv = runs["dense-vae"] / f"scores{len(extra)}.csv"
