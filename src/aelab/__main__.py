@@ -1,5 +1,6 @@
 """`python -m aelab` (and `torchrun -m aelab`) runs the CLI; Ctrl-C while it starts is exit 130 too."""
 
+import signal
 import sys
 
 try:
@@ -8,4 +9,7 @@ except KeyboardInterrupt:  # torch's import takes seconds: an interrupt then is 
     sys.stderr.write("aelab: interrupted\n")
     sys.exit(130)
 
-main()
+try:
+    main()
+finally:  # the command is done and its exit code chosen: a Ctrl-C while the interpreter shuts down changes nothing
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
