@@ -72,6 +72,22 @@ def test_pointwise_declines_what_it_does_not_model() -> None:
     assert fastmeta._pointwise_backward(_meta((4,), torch.bfloat16), _meta((4,))) is NotImplemented
 
 
+@pytest.mark.parametrize("op", [aten.mean.dim, aten.sum.dim_IntList], ids=str)
+def test_reductions_equal_torch(op: Any) -> None:
+    for shape, dim, keepdim, dtype, out_dtype in itertools.product(
+            [(4, 3, 5), (2, 8, 6, 6), (7,)], [None, [], [-1], [0], [1, -1], 0, -1], [False, True],
+            [torch.float32, torch.bfloat16, torch.int64], [None, torch.float32]):
+        x = _meta(shape, dtype)
+        if (isinstance(dim, list) and dim and max(dim) >= x.dim()) or (dim == [1, -1] and x.dim() < 3):
+            continue
+        kwargs = {"dtype": out_dtype} if out_dtype is not None else {}
+        fast = fastmeta._reduce(x, dim, keepdim, **kwargs)
+        if fast is NotImplemented:
+            assert not dtype.is_floating_point and out_dtype is None
+            continue
+        _same(fast, op(x, dim, keepdim, **kwargs))
+
+
 @pytest.mark.parametrize("shape", [(4, 3), (4, 3, 7), (2, 3, 5, 5), (2, 3, 2, 4, 4)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_batch_norm_forward_and_backward_equal_torch(shape: tuple[int, ...], dtype: torch.dtype) -> None:

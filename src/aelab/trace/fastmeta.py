@@ -74,6 +74,22 @@ for _name in _POINTWISE_BACKWARD:
     KERNELS[_overload(_name)] = _pointwise_backward
 
 
+def _reduce(input: torch.Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
+    """mean.dim / sum.dim_IntList of a contiguous tensor: the reduced shape (size 1 kept with `keepdim`),
+    contiguous; the dtype asked for, else the input's (sum of integers or bools: int64)."""
+    if not input.is_contiguous() or not (input.dtype.is_floating_point or dtype is not None):
+        return NotImplemented
+    dims = range(input.dim()) if dim is None or (isinstance(dim, (list, tuple)) and not dim) else dim
+    dims = [dims] if isinstance(dims, int) else dims
+    reduced = {d % max(input.dim(), 1) for d in dims}
+    shape = [1 if i in reduced else n for i, n in enumerate(input.shape) if keepdim or i not in reduced]
+    return torch.empty(shape, dtype=dtype or input.dtype, device=input.device)
+
+
+KERNELS[aten.mean.dim] = _reduce
+KERNELS[aten.sum.dim_IntList] = _reduce
+
+
 def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, running_var: Any,
                 training: bool, momentum: float, eps: float) -> Any:
     """native_batch_norm: (output like input, save_mean (C,), save_invstd (C,)) in the computation dtype,
