@@ -17,8 +17,14 @@ def has_module_children(trace: Trace, call: CallEvent) -> bool:
     return any(trace.calls[k].kind == "module" for k in call.children)
 
 
+def _module_parents(trace: Trace) -> set[int]:
+    """The cids of calls with module children (`has_module_children` for all calls in one pass)."""
+    return {c.parent for c in trace.calls if c.kind == "module" and c.parent is not None}
+
+
 def visible_calls(trace: Trace) -> list[CallEvent]:
     """Calls that are rows: every module call but the root; functions/samples called by non-leaf modules."""
+    containers = _module_parents(trace)  # asking has_module_children per function call was quadratic
     out = []
     for call in trace.calls:
         if call.parent is None:
@@ -27,7 +33,7 @@ def visible_calls(trace: Trace) -> list[CallEvent]:
             out.append(call)
             continue
         parent = trace.calls[call.parent]
-        if parent.parent is None or has_module_children(trace, parent):
+        if parent.parent is None or parent.cid in containers:
             out.append(call)
     return out
 
@@ -36,10 +42,11 @@ def call_layers(trace: Trace) -> list[int | None]:
     """Per call id, the layer it runs in: the outermost table row (`visible_calls`) without sub-modules;
     None for the root and the calls around the layers."""
     rows = {c.cid for c in visible_calls(trace)}
+    containers = _module_parents(trace)
     out: list[int | None] = []
     for call in trace.calls:
         out.append(next((c.cid for c in trace.path(call.cid)
-                         if c.cid in rows and not has_module_children(trace, c)), None))
+                         if c.cid in rows and c.cid not in containers), None))
     return out
 
 
