@@ -65,7 +65,7 @@ def test_unary_and_scalar_pointwise_equals_torch(op: Any) -> None:
 
 def test_pointwise_declines_what_it_does_not_model() -> None:
     x = _meta((4, 6))
-    assert fastmeta._pointwise(x.t(), x.t()) is NotImplemented  # strided operands: torch infers a layout
+    assert fastmeta._pointwise(x[:, ::2].t()) is NotImplemented  # one non-dense operand: torch's empty_like
     assert fastmeta._pointwise(_meta((4,), torch.int64), _meta((4,), torch.int64)) is NotImplemented
     assert fastmeta._pointwise(x, torch.ones(())) is NotImplemented  # a CPU scalar tensor beside meta
     assert fastmeta._pointwise(_meta((4,), torch.int64)) is NotImplemented
@@ -78,6 +78,8 @@ def test_reductions_equal_torch(op: Any) -> None:
             [(4, 3, 5), (2, 8, 6, 6), (7,)], [None, [], [-1], [0], [1, -1], 0, -1], [False, True],
             [torch.float32, torch.bfloat16, torch.int64], [None, torch.float32]):
         x = _meta(shape, dtype)
+        if x.dim() >= 2 and keepdim:  # the same reductions of a transposed and of an expanded tensor
+            x = x.transpose(0, -1) if out_dtype is None else x[:1].expand(x.shape)
         if (isinstance(dim, list) and dim and max(dim) >= x.dim()) or (dim == [1, -1] and x.dim() < 3):
             continue
         kwargs = {"dtype": out_dtype} if out_dtype is not None else {}
@@ -117,3 +119,106 @@ def test_run_falls_back_to_torch() -> None:
     x = _meta((4, 6)).t()
     _same(fastmeta.run(aten.add.Tensor, (x, x), {}), aten.add.Tensor(x, x))
     _same(fastmeta.run(aten.mm.default, (x, x.t()), {}), aten.mm.default(x, x.t()))
+
+
+def _views(x: torch.Tensor) -> list[torch.Tensor]:
+    """A tensor and views of it that kernels meet: a slice, an expanded size-1 dim, a transpose, a narrow."""
+    views = [x, x[..., : max(x.shape[-1] // 2, 1)], x.narrow(0, 0, 1)]
+    if x.dim() >= 2:
+        t = x.transpose(0, 1)
+        views += [x.transpose(-1, -2), x[:, :1].expand(x.shape), t, t[..., :2], t[:, :1]]
+    if x.dim() >= 3:  # a batch of 1, transposed (attention heads)
+        views += [x[:1].transpose(1, 2), x[:1].transpose(1, 2)[..., :2]]
+    if x.dim() == 4:
+        views += [x.contiguous(memory_format=torch.channels_last), x.permute(0, 2, 3, 1)]
+    return views
+
+
+@pytest.mark.parametrize("op", [aten.neg.default, aten.mul.Tensor, aten.add.Tensor], ids=str)
+def test_pointwise_on_views_equals_torch(op: Any) -> None:
+    for shape in [(4, 3, 6), (2, 4, 6, 8)]:
+        for a in _views(_meta(shape)):
+            partners = [v for v in _views(_meta(a.shape)) if v.shape == a.shape]
+            for b in [a, _meta(a.shape), _meta(a.shape[-1:]), _meta((1, *a.shape[1:])), *partners]:
+                args = (a,) if op is aten.neg.default else (a, b)
+                fast = fastmeta._pointwise(*args)
+                if fast is NotImplemented:
+                    assert len(args) == 1 or any(1 in t.shape for t in args)  # the declined cases
+                    continue
+                _same(fast, op(*args))
+
+
+def test_where_tril_softmax_cat_equal_torch() -> None:
+    for shape in [(4, 6), (2, 3, 5, 5)]:
+        x = _meta(shape)
+        cond = _meta(shape[-2:], torch.bool)
+        for a, b in [(x, x), (x, _meta(shape[-1:])), (x, _meta((), torch.float64)), (x, _meta(shape, torch.bfloat16))]:
+            _same(fastmeta._where(cond, a, b), aten.where.self(cond, a, b))
+        for op in (aten.tril.default, aten.triu.default):
+            _same(fastmeta._like(x), op(x))
+            _same(fastmeta._like(x, 1), op(x, 1))
+        for dtype in (torch.float32, torch.bfloat16):
+            y = _meta(shape, dtype)
+            _same(fastmeta._softmax(y, -1, False), aten._softmax.default(y, -1, False))
+            half = dtype == torch.bfloat16
+            _same(fastmeta._softmax(y, -1, half), aten._softmax.default(y, -1, half))
+            _same(fastmeta._softmax(y, 1), aten._safe_softmax.default(y, 1))
+            _same(fastmeta._softmax(y, 1, dtype=torch.float32), aten._safe_softmax.default(y, 1, dtype=torch.float32))
+        for dim in (0, -1):
+            parts = [x, _views(x)[1] if dim == -1 else x.narrow(0, 0, 1)]
+            _same(fastmeta._cat(parts, dim), aten.cat.default(parts, dim))
+    assert fastmeta._cat([_meta((2, 3)), _meta((2, 3), torch.bfloat16)], 0) is NotImplemented
+    assert fastmeta._cat([_meta((2, 3)).t(), _meta((3, 2))], 0) is NotImplemented
+
+
+def test_mm_and_addmm_equal_torch() -> None:
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = _meta((5, 4), dtype), _meta((4, 3), dtype)
+        for x, y in [(a, b), (a, b.t().contiguous().t()), (a.t().contiguous().t(), b)]:
+            _same(fastmeta._mm(x, y), aten.mm.default(x, y))
+            for bias in (_meta((3,), dtype), _meta((1,), dtype)):
+                _same(fastmeta._addmm(bias, x, y), aten.addmm.default(bias, x, y))
+                _same(fastmeta._addmm(bias, x, y, beta=0.5, alpha=2), aten.addmm.default(bias, x, y, beta=0.5, alpha=2))
+    a, b = _meta((5, 4)), _meta((4, 3))
+    assert fastmeta._addmm(_meta((5, 3)), a, b) is NotImplemented
+    assert fastmeta._mm(a, _meta((4, 3), torch.bfloat16)) is NotImplemented
+
+
+def test_stack_equals_torch() -> None:
+    for shape in [(), (3,), (2, 5)]:
+        parts = [_meta(shape), _meta(shape)]
+        for dim in range(-len(shape) - 1, len(shape) + 1):
+            _same(fastmeta._stack(parts, dim), aten.stack.default(parts, dim))
+    assert fastmeta._stack([_meta((2,)), _meta((3,))]) is NotImplemented
+
+
+def test_filled_like_and_full_sum_equal_torch() -> None:
+    for x in (_meta(()), _meta((3, 4)), _meta((2, 3), torch.bfloat16)):
+        for op in (aten.ones_like.default, aten.zeros_like.default):
+            _same(fastmeta._filled_like(x), op(x))
+            _same(fastmeta._filled_like(x, dtype=torch.float64), op(x, dtype=torch.float64))
+        _same(fastmeta._reduce(x), aten.sum.default(x))
+        _same(fastmeta._reduce(x, dtype=torch.float64), aten.sum.default(x, dtype=torch.float64))
+    assert fastmeta._filled_like(_meta((3, 4)).t()) is NotImplemented
+
+
+CONVS = [  # (input, weight, stride, padding, dilation, transposed, output_padding, groups)
+    ((2, 4, 50), (8, 4, 3), [1], [0], [1], False, [0], 1),
+    ((2, 4, 50), (8, 2, 5), [2], [2], [3], False, [0], 2),
+    ((1, 3, 32, 32), (16, 3, 7, 7), [2, 2], [3, 3], [1, 1], False, [0, 0], 1),
+    ((2, 8, 9, 7), (8, 1, 3, 3), [1, 2], [1, 0], [2, 1], False, [0, 0], 8),
+    ((2, 8, 5, 5), (8, 4, 4, 4), [2, 2], [1, 1], [1, 1], True, [1, 0], 1),
+    ((2, 8, 5), (8, 2, 3), [3], [1], [2], True, [2], 2),
+    ((1, 2, 4, 6, 6), (4, 2, 3, 3, 3), [1, 2, 2], [1, 1, 1], [1, 1, 1], False, [0, 0, 0], 1),
+]
+
+
+@pytest.mark.parametrize("case", CONVS)
+def test_convolution_equals_torch(case: tuple[Any, ...]) -> None:
+    x_shape, w_shape, *rest = case
+    for bias in (None, _meta((w_shape[1] * rest[-1] if rest[3] else w_shape[0],))):
+        args = (_meta(x_shape), _meta(w_shape), bias, *rest)
+        _same(fastmeta._convolution(*args), aten.convolution.default(*args))
+    strided = _meta(x_shape).transpose(0, 1).contiguous().transpose(0, 1)  # a batch-major layout torch keeps
+    if x_shape[0] > 1:
+        assert fastmeta._convolution(strided, _meta(w_shape), None, *rest) is NotImplemented

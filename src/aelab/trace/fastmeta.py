@@ -4,7 +4,7 @@ On the meta device torch computes a batch norm by running its decomposition (var
 broadcasts: ~3 ms of Python per call) and a pointwise op through `torch._refs` (stride and dtype
 inference in Python: ~0.3 ms, 4 ms for `pow`). A meta tensor has no values, so all a kernel must
 produce is the output's shape, dtype and strides. The kernels below produce exactly what torch's
-meta kernel produces, in the cases they accept (contiguous operands on one device; a test compares
+meta kernel produces, in the cases they accept (row-major operands on one device; a test compares
 them with torch's on every case they accept); anything else returns `NotImplemented` and the
 recorder runs torch's kernel. They are used only while recording on meta, never installed globally.
 """
@@ -24,24 +24,193 @@ KERNELS: dict[Any, Kernel] = {}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _empty_like(t: torch.Tensor) -> torch.Tensor:
+    """`torch.empty_like` of a dense tensor, without its meta kernel (a Python reference implementation)."""
+    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+
+
 def _computation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
+def _row_major(t: torch.Tensor) -> bool:
+    """Strides that do not increase from the outer to the inner dimensions (sizes 1 and broadcast strides 0
+    ignored): a contiguous tensor, a slice of one, an expanded one; torch lays their results out contiguously."""
+    last = None
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if size == 1 or stride == 0:
+            continue
+        if last is not None and stride > last:
+            return False
+        last = stride
+    return True
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Non-overlapping and dense: the strides, sorted, are those of some permutation of a contiguous tensor."""
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _expanded_strides(t: torch.Tensor, shape: torch.Size) -> list[int]:
+    """`t`'s strides once broadcast to `shape` (what `expand` gives: 0 on new and stretched dimensions)."""
+    lead = len(shape) - t.dim()
+    out = [0] * lead
+    for i, (size, stride) in enumerate(zip(t.shape, t.stride(), strict=True)):
+        out.append(0 if size == 1 and shape[lead + i] != 1 else stride)
+    return out
+
+
+def _elementwise_strides(tensors: list[torch.Tensor], shape: torch.Size) -> tuple[int, ...] | None:
+    """The output strides of `torch._prims_common.compute_elementwise_output_strides` for operands broadcast
+    to `shape`, computed on plain ints (torch's runs through symbolic-shape guards); None for the one case
+    it takes from `empty_like` (a single non-dense operand)."""
+    ndim = len(shape)
+    if ndim == 0:
+        return ()
+    if ndim == 1:
+        return (1,)
+    if not all(_plain_unit_dims(t) for t in tensors):
+        return None  # a size-1 dimension with an unusual stride: torch's answer depends on more than this
+    if len(tensors) == 1 and tuple(tensors[0].shape) == tuple(shape):
+        return tuple(tensors[0].stride()) if _dense(tensors[0]) else None
+    contiguous = all(t.is_contiguous() for t in tensors)
+    channels_last = ndim == 4 and all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+                                      for t in tensors)
+    if contiguous and not channels_last:
+        perm = list(range(ndim))
+    elif channels_last and not contiguous:
+        perm = [0, *range(2, ndim), 1]
+    else:
+        strides = [_expanded_strides(t, shape) for t in tensors]
+
+        def ge(a: int, b: int) -> bool:
+            return True if b == 0 else False if a == 0 else (a >= b or a % b == 0)
+
+        def should_swap(a: int, b: int) -> int:
+            for st in strides:
+                sa, sb = st[a], st[b]
+                if sa == 0 or sb == 0:
+                    continue
+                if sa == sb:
+                    if ge(shape[b], shape[a]):
+                        continue
+                    return 1
+                if ge(sb, sa):
+                    return -1
+                if ge(sa, sb):
+                    return 1
+            return 0
+
+        order = list(reversed(range(ndim)))
+        for i in range(1, ndim):
+            dim1 = i
+            for dim0 in reversed(range(i)):
+                comparison = should_swap(order[dim0], order[dim1])
+                if comparison > 0:
+                    order[dim0], order[dim1] = order[dim1], order[dim0]
+                    dim1 = dim0
+                elif comparison < 0:
+                    break
+        perm = list(reversed(order))
+    out = [0] * ndim
+    multiplier = 1
+    for d in reversed(perm):
+        out[d] = multiplier
+        multiplier *= max(shape[d], 1)
+    return tuple(out)
+
+
+def _plain_unit_dims(t: torch.Tensor) -> bool:
+    """Size-1 dimensions only where their stride is the one a dense layout gives them: anywhere in a
+    contiguous tensor, or leading with the whole extent as stride (a batch of 1 of a transposed tensor)."""
+    if 1 not in t.shape or (t.is_contiguous() and all(
+            st == ex for st, ex in zip(t.stride(), _contiguous_strides(t.shape), strict=True))):
+        return True
+    extent = max((st * sz for sz, st in zip(t.shape, t.stride(), strict=True) if sz != 1), default=1)
+    leading = True
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if size != 1:
+            leading = False
+        elif not leading or stride != extent:
+            return False
+    return True
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    out = []
+    multiplier = 1
+    for size in reversed(shape):
+        out.append(multiplier)
+        multiplier *= max(size, 1)
+    return tuple(reversed(out))
+
+
 def _pointwise(*args: Any, **kwargs: Any) -> Any:
-    """An elementwise op of contiguous tensors on one device (and Python scalars): a contiguous output of
-    the broadcast shape in the promoted dtype, what `torch._refs`' stride inference gives for such operands."""
+    """An elementwise op of tensors on one device (and Python scalars): the broadcast shape, the promoted
+    dtype and the strides torch's elementwise meta kernels give (`_elementwise_strides`)."""
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     first = tensors[0]
     device = first.device
-    for t in tensors:
-        if t.device != device or not t.is_contiguous():
-            return NotImplemented
+    if any(t.device != device for t in tensors):
+        return NotImplemented
     dtype = torch.result_type(args[0], args[1]) if len(args) > 1 else first.dtype
     if not dtype.is_floating_point or (len(tensors) == 1 and not first.dtype.is_floating_point):
         return NotImplemented
     shape = first.shape if len(tensors) == 1 else torch.broadcast_shapes(*(t.shape for t in tensors))
-    return torch.empty(shape, dtype=dtype, device=device)
+    strides = _elementwise_strides(tensors, shape)
+    if strides is None:
+        return NotImplemented
+    return torch.empty_strided(shape, strides, dtype=dtype, device=device)
+
+
+def _where(condition: torch.Tensor, a: Any, b: Any) -> Any:
+    """where.self: the broadcast of the three shapes, the promoted dtype of the two values."""
+    tensors = [t for t in (condition, a, b) if isinstance(t, torch.Tensor)]
+    if (condition.dtype != torch.bool or any(t.device != condition.device or not _row_major(t) for t in tensors)
+            or not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor))):
+        return NotImplemented
+    dtype = torch.result_type(a, b)
+    if not dtype.is_floating_point:
+        return NotImplemented
+    return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=dtype, device=condition.device)
+
+
+def _like(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+    """tril / triu: the input's shape and dtype, contiguous."""
+    if not input.is_contiguous():
+        return NotImplemented
+    return _empty_like(input)
+
+
+def _softmax(input: torch.Tensor, dim: int, half_to_float: Any = False, **kwargs: Any) -> Any:
+    """_softmax (half_to_float) / _safe_softmax (dtype=): the input's shape, contiguous."""
+    if not input.is_contiguous() or not input.dtype.is_floating_point:
+        return NotImplemented
+    dtype = kwargs.get("dtype") or (torch.float32 if half_to_float is True else input.dtype)
+    if isinstance(half_to_float, torch.dtype):  # _safe_softmax(self, dim, dtype) given positionally
+        dtype = half_to_float
+    return torch.empty(input.shape, dtype=dtype, device=input.device)
+
+
+def _cat(tensors: list[torch.Tensor], dim: int = 0) -> Any:
+    """cat of row-major tensors of one dtype, device and rank: contiguous, sizes added along `dim`."""
+    if not tensors:
+        return NotImplemented
+    first = tensors[0]
+    if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() or not _row_major(t)
+           or t.dim() == 0 for t in tensors):
+        return NotImplemented
+    d = dim % first.dim()
+    shape = list(first.shape)
+    if any(list(t.shape[:d]) + list(t.shape[d + 1:]) != shape[:d] + shape[d + 1:] for t in tensors):
+        return NotImplemented
+    shape[d] = sum(t.shape[d] for t in tensors)
+    return torch.empty(shape, dtype=first.dtype, device=first.device)
 
 
 _POINTWISE = (
@@ -60,7 +229,7 @@ def _pointwise_backward(grad: torch.Tensor, other: torch.Tensor, *args: Any, **k
     if (grad.shape != other.shape or grad.dtype != other.dtype or grad.device != other.device
             or not grad.is_contiguous() or not other.is_contiguous() or not grad.dtype.is_floating_point):
         return NotImplemented
-    return torch.empty_like(grad)
+    return _empty_like(grad)
 
 
 def _overload(name: str) -> Any:
@@ -74,10 +243,40 @@ for _name in _POINTWISE_BACKWARD:
     KERNELS[_overload(_name)] = _pointwise_backward
 
 
+def _stack(tensors: list[torch.Tensor], dim: int = 0) -> Any:
+    """stack of same-shape row-major tensors of one dtype and device: contiguous, a new dimension at `dim`."""
+    if not tensors:
+        return NotImplemented
+    first = tensors[0]
+    if any(t.shape != first.shape or t.dtype != first.dtype or t.device != first.device or not _row_major(t)
+           for t in tensors):
+        return NotImplemented
+    shape = list(first.shape)
+    shape.insert(dim % (first.dim() + 1), len(tensors))
+    return torch.empty(shape, dtype=first.dtype, device=first.device)
+
+
+KERNELS[aten.stack.default] = _stack
+
+
+def _filled_like(input: torch.Tensor, *, dtype: Any = None, layout: Any = None, device: Any = None,
+                 pin_memory: Any = None, memory_format: Any = None) -> Any:
+    """ones_like / zeros_like of a contiguous tensor (autograd's seed gradient): contiguous, same shape."""
+    if not input.is_contiguous() or layout not in (None, torch.strided) or device not in (None, input.device) \
+            or memory_format not in (None, torch.preserve_format, torch.contiguous_format):
+        return NotImplemented
+    return torch.empty(input.shape, dtype=dtype or input.dtype, device=input.device)
+
+
+KERNELS[aten.ones_like.default] = _filled_like
+KERNELS[aten.zeros_like.default] = _filled_like
+
+
 def _reduce(input: torch.Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
-    """mean.dim / sum.dim_IntList of a contiguous tensor: the reduced shape (size 1 kept with `keepdim`),
-    contiguous; the dtype asked for, else the input's (sum of integers or bools: int64)."""
-    if not input.is_contiguous() or not (input.dtype.is_floating_point or dtype is not None):
+    """mean.dim / sum.dim_IntList / sum: the reduced shape (size 1 kept with `keepdim`), contiguous whatever
+    the input's layout (torch's reduction meta makes contiguous strides for the output shape); the dtype
+    asked for, else the input's (sums of integers or bools, int64, are left to torch)."""
+    if not (input.dtype.is_floating_point or dtype is not None):
         return NotImplemented
     dims = range(input.dim()) if dim is None or (isinstance(dim, (list, tuple)) and not dim) else dim
     dims = [dims] if isinstance(dims, int) else dims
@@ -86,8 +285,15 @@ def _reduce(input: torch.Tensor, dim: Any = None, keepdim: bool = False, *, dtyp
     return torch.empty(shape, dtype=dtype or input.dtype, device=input.device)
 
 
+KERNELS[aten.where.self] = _where
+KERNELS[aten.tril.default] = _like
+KERNELS[aten.triu.default] = _like
+KERNELS[aten._softmax.default] = _softmax
+KERNELS[aten._safe_softmax.default] = _softmax
+KERNELS[aten.cat.default] = _cat
 KERNELS[aten.mean.dim] = _reduce
 KERNELS[aten.sum.dim_IntList] = _reduce
+KERNELS[aten.sum.default] = _reduce
 
 
 def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, running_var: Any,
@@ -98,7 +304,7 @@ def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, 
         return NotImplemented
     c = input.shape[1]
     stats = _computation_dtype(input.dtype)
-    return (torch.empty_like(input), input.new_empty((c,), dtype=stats), input.new_empty((c,), dtype=stats))
+    return (_empty_like(input), input.new_empty((c,), dtype=stats), input.new_empty((c,), dtype=stats))
 
 
 def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: Any, running_mean: Any,
@@ -111,12 +317,53 @@ def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: An
         return NotImplemented
     c = input.shape[1]
     wdtype = weight.dtype if weight is not None else input.dtype
-    grad_input = torch.empty_like(input)
+    grad_input = _empty_like(input)
     grad_weight = input.new_empty((c,), dtype=wdtype) if output_mask[1] else None
     grad_bias = input.new_empty((c,), dtype=wdtype) if output_mask[2] else None
     return grad_input, grad_weight, grad_bias
 
 
+def _mm(a: torch.Tensor, b: torch.Tensor) -> Any:
+    """mm of two matrices of one dtype: a contiguous (n, p) (torch's meta kernel: `a.new_empty(n, p)`)."""
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype or a.device != b.device:
+        return NotImplemented
+    return a.new_empty((a.shape[0], b.shape[1]))
+
+
+def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, beta: Any = 1, alpha: Any = 1) -> Any:
+    """addmm with a bias vector (nn.Linear): a contiguous (n, p) in the operands' dtype."""
+    out = _mm(a, b)
+    if out is NotImplemented or bias.dim() != 1 or bias.shape[0] not in (1, b.shape[1]) or bias.dtype != a.dtype:
+        return NotImplemented
+    return out
+
+
+def _convolution(input: torch.Tensor, weight: torch.Tensor, bias: Any, stride: list[int], padding: list[int],
+                 dilation: list[int], transposed: bool, output_padding: list[int], groups: int) -> Any:
+    """convolution of a contiguous batch with a contiguous weight: a contiguous (N, C_out, *spatial) with
+    PyTorch's output-size formula per dimension (the meta kernel picks contiguous for such operands)."""
+    dims = input.dim() - 2
+    if (dims < 1 or weight.dim() != input.dim() or not input.is_contiguous() or not weight.is_contiguous()
+            or input.dtype != weight.dtype or input.device != weight.device
+            or any(len(v) != dims for v in (stride, padding, dilation))):
+        return NotImplemented
+    size = []
+    for i in range(dims):
+        k, n, s, p, d = weight.shape[2 + i], input.shape[2 + i], stride[i], padding[i], dilation[i]
+        if transposed:
+            out = (n - 1) * s - 2 * p + d * (k - 1) + output_padding[i] + 1
+        else:
+            out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        if out <= 0:
+            return NotImplemented  # torch raises: let it say why
+        size.append(out)
+    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    return torch.empty((input.shape[0], channels, *size), dtype=input.dtype, device=input.device)
+
+
+KERNELS[aten.convolution.default] = _convolution
+KERNELS[aten.mm.default] = _mm
+KERNELS[aten.addmm.default] = _addmm
 KERNELS[aten.native_batch_norm.default] = _batch_norm
 KERNELS[aten.native_batch_norm_backward.default] = _batch_norm_backward
 
