@@ -1,10 +1,13 @@
 """aelab inspect against torchinfo, torchlens and FlopCounterMode on the same models, in one run.
 
 Each (model, tool) pair runs in a fresh process (so peak RSS is that tool's), 1 thread, batch 1:
-the tool runs once to warm up, then 3 times; the median wall time is reported. Model construction
-is not timed. The anchors get a model with materialised weights (they run a real forward); aelab
-gets the same architecture built on the meta device, as `aelab inspect` builds it, except the
-Llama-7B case where every tool gets the meta model. Writes the table to docs/benchmarks.md.
+the tool runs once to warm up, then 3 times; the median wall time and the median CPU time of the
+thread are reported (on a shared machine the CPU time is the steadier one). Model construction
+is not timed. The last case is `aelab inspect` of the seed MLP from a shell against
+`python -c "import torch"`, 5 fresh processes each, interleaved (wall time: imports are the cost).
+The anchors get a model with materialised weights (they run a real forward); aelab gets the same
+architecture built on the meta device, as `aelab inspect` builds it, except the Llama-7B case where
+every tool gets the meta model. Writes the table and the target ratios to docs/benchmarks.md.
 
     python bench/inspect_vs_anchors.py            # everything (a few minutes)
     python bench/inspect_vs_anchors.py --quick    # the small cases only
@@ -29,11 +32,14 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-CASES = ["seqvae", "resnet50", "gpt2", "llama7b"]
+CASES = ["seqvae", "resnet50", "gpt2", "llama7b", "shell"]
 TOOLS = ["bare forward", "torchinfo", "torchlens summary", "FlopCounterMode", "aelab (forward)",
          "aelab (+backward)"]
 TITLES = {"seqvae": "seed causal-conv VAE, 1×50×201", "resnet50": "ResNet-50, 1×3×224²",
-          "gpt2": "GPT-2 small, 128 tokens", "llama7b": "Llama-7B-shaped on meta, 128 tokens"}
+          "gpt2": "GPT-2 small, 128 tokens", "llama7b": "Llama-7B-shaped on meta, 128 tokens",
+          "shell": "seed MLP from a shell, 1×1×28×28"}
+SHELL = {"python -c 'import torch'": ["-c", "import torch"],
+         "aelab inspect": ["-m", "aelab", "inspect", "examples/seeds.py:NeuralNetwork", "--input", "1x1x28x28"]}
 
 
 def build(case: str, meta: bool) -> tuple[Any, Any]:
@@ -101,12 +107,14 @@ def run_one(case: str, tool: str) -> dict[str, Any]:
             result["flops"] = r.summary.totals.flops_forward
 
     once()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(3):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         once()
         times.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
     result["seconds"] = statistics.median(times)
+    result["cpu_seconds"] = statistics.median(cpu)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -124,31 +132,75 @@ def measure(case: str, tool: str, timeout: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def measure_shell(runs: int = 5) -> dict[str, dict[str, Any]]:
+    """Wall time of fresh processes, the two commands interleaved so load drifts hit both alike."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT / "src")}
+    walls: dict[str, list[float]] = {k: [] for k in SHELL}
+    for _ in range(runs):
+        for label, argv in SHELL.items():
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env)
+            walls[label].append(time.perf_counter() - t)
+            if out.returncode != 0:
+                return {label: {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:90]}}
+    return {label: {"seconds": statistics.median(w), "cpu_seconds": None, "peak_rss_mb": None}
+            for label, w in walls.items()}
+
+
 def fmt_time(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
 
 
 def table(results: dict[str, dict[str, dict[str, Any]]], truth_params: dict[str, int]) -> str:
-    lines = ["| model | tool | wall (median of 3) | peak RSS | vs torchinfo (time / RSS) | params reported |"
-             " forward FLOPs reported |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| model | tool | wall (median of 3) | CPU (median of 3) | peak RSS | vs torchinfo (CPU time / RSS) |"
+             " params reported | forward FLOPs reported |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for case, by_tool in results.items():
         ref = by_tool.get("torchinfo", {})
         fc = by_tool.get("FlopCounterMode", {}).get("flops")
         for tool, r in by_tool.items():
             if "error" in r:
-                lines.append(f"| {TITLES[case]} | {tool} | failed: {r['error']} | | | | |")
+                lines.append(f"| {TITLES[case]} | {tool} | failed: {r['error']} | | | | | |")
+                continue
+            if case == "shell":
+                lines.append(f"| {TITLES[case]} | {tool} | {fmt_time(r['seconds'])} (median of 5) | | | | | |")
                 continue
             ratio = ""
             if "seconds" in ref and tool != "torchinfo":
-                ratio = f"{r['seconds'] / ref['seconds']:.2f}× / {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}×"
+                ratio = f"{r['cpu_seconds'] / ref['cpu_seconds']:.2f}× / {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}×"
             params = f"{r['params']:,}" if "params" in r else ""
             if params and truth_params.get(case) and r["params"] != truth_params[case]:
                 params += f" (truth {truth_params[case]:,})"
             flops = ""
             if "flops" in r:
                 flops = f"{r['flops'] / 1e9:.3g} G" + (f" ({r['flops'] / fc:.3g}× FlopCounterMode)" if fc else "")
-            lines.append(f"| {TITLES[case]} | {tool} | {fmt_time(r['seconds'])} | {r['peak_rss_mb']:.0f} MB | "
-                         f"{ratio} | {params} | {flops} |")
+            lines.append(f"| {TITLES[case]} | {tool} | {fmt_time(r['seconds'])} | {fmt_time(r['cpu_seconds'])} | "
+                         f"{r['peak_rss_mb']:.0f} MB | {ratio} | {params} | {flops} |")
+    return "\n".join(lines)
+
+
+TARGETS = [  # (case, tool, reference case/tool, limit, what)
+    ("seqvae", "aelab (forward)", "torchinfo", 1.0, "seed VAE: aelab ≤ 1.0× torchinfo"),
+    ("resnet50", "aelab (forward)", "torchinfo", 0.9, "ResNet-50: aelab ≤ 0.9× torchinfo"),
+    ("llama7b", "aelab (forward)", "bare forward", 1.3, "Llama-7B on meta: aelab ≤ 1.3× a bare meta forward"),
+    ("llama7b", "aelab (forward)", "FlopCounterMode", 1.0, "Llama-7B on meta: aelab below FlopCounterMode"),
+    ("shell", "aelab inspect", "python -c 'import torch'", 1.5,
+     "seed MLP from a shell: ≤ 1.5× `python -c \"import torch\"` (wall)"),
+]
+
+
+def ratios(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = ["| target | CPU-time ratio | wall-time ratio | met |", "|---|---:|---:|---|"]
+    for case, tool, ref, limit, what in TARGETS:
+        a, b = results.get(case, {}).get(tool, {}), results.get(case, {}).get(ref, {})
+        if "seconds" not in a or "seconds" not in b:
+            lines.append(f"| {what} | not measured | | |")
+            continue
+        wall = a["seconds"] / b["seconds"]
+        cpu = a["cpu_seconds"] / b["cpu_seconds"] if a.get("cpu_seconds") and b.get("cpu_seconds") else None
+        decisive = cpu if cpu is not None else wall
+        met = decisive <= limit if limit != 1.0 or "below" not in what else decisive < limit
+        lines.append(f"| {what} | {f'{cpu:.2f}×' if cpu is not None else '—'} | {wall:.2f}× | "
+                     f"{'yes' if met else 'no'} |")
     return "\n".join(lines)
 
 
@@ -161,11 +213,16 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(*args.one)))
         return
-    cases = ["seqvae", "resnet50"] if args.quick else CASES
+    cases = ["seqvae", "resnet50", "shell"] if args.quick else CASES
     truth = {"seqvae": 1_184_589, "resnet50": 25_557_032, "gpt2": 124_439_808, "llama7b": 6_738_415_616}
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    load_before = os.getloadavg()
     for case in cases:
         results[case] = {}
+        if case == "shell":
+            results[case] = measure_shell()
+            print(case, results[case], flush=True)
+            continue
         for tool in TOOLS:
             if case == "llama7b" and tool == "torchlens summary":
                 results[case][tool] = {"error": "torchlens refuses meta tensors (ANCHORS.md); not run"}
@@ -173,23 +230,41 @@ def main() -> None:
             r = measure(case, tool, args.timeout)
             results[case][tool] = r
             print(case, tool, r, flush=True)
+    load_after = os.getloadavg()
     import torch
+    import transformers
     from _table import write_section
 
     header = (f"## `aelab inspect` vs the anchors\n\n`python bench/inspect_vs_anchors.py` — torch {torch.__version__},"
-              f" {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread, batch 1. Anchors run "
+              f" transformers {transformers.__version__},"
+              f" {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread, batch 1; load average"
+              f" {load_before[0]:.1f} before, {load_after[0]:.1f} after (other work shared the cores: compare rows of"
+              " this run, and read the ratios, computed from CPU time). Anchors run "
               "a real forward on materialised weights (Llama: on meta); aelab builds on meta, as `aelab inspect` "
               "does. aelab (forward) does the same work as torchinfo; aelab (+backward) also records the backward "
               "kernels. FLOPs: multiply-add = 2; torchinfo's mult-adds × 2.\n\n")
     notes = (
+        "\n\nTargets (issue 10), from this run's CPU times (the shell case: wall time):\n\n" + ratios(results) +
         "\n\nReading it: torchinfo counts GPT-2's tied embedding twice and its mult-adds are 10× off (every"
         " Conv1D weight times the whole sequence); on Llama it ignores the 128 tokens. FlopCounterMode has no"
         " formula for the CPU attention kernel `_scaled_dot_product_flash_attention_for_cpu` and counts it 0;"
-        " aelab counts it, which is the whole 1.02× on GPT-2 (12 layers × 2·12 heads·128·128·(64+64) = 604 M)."
-        " On the small seed VAE a run costs a fixed per-op overhead (three recording layers), so aelab is"
-        " slower than torchinfo there while still 8× faster than torchlens; on GPT-2 it does not pay for a"
-        " real forward or for real weights, which is where the targets are set (≤ 0.5× torchinfo's time and"
-        " RSS) and the 7B case (< 10 s, < 1.5 GB).")
+        " aelab counts it (12 layers × 2·12 heads·128·128·(64+64) = 604 M on GPT-2)."
+        "\n\nWhere the time went (cProfile and per-op thread-CPU timers, seed VAE / ResNet-50 / Llama-7B on meta,"
+        " forward): not in the recorder's bookkeeping but in torch's meta kernels, which for many ops are Python"
+        " decompositions — a batch norm 2.6 ms (66% of the seed VAE and of ResNet-50: 53 calls, 219 ms; its"
+        " backward 139 ms more), `pow` 4.2 ms (Llama's RMSNorm: 274 ms), `mean` 3.2 ms, every pointwise op"
+        " 0.3 ms of stride inference through symbolic-shape guards. `trace/fastmeta.py` gives those ops exact"
+        " shape-only kernels while recording on meta (a test compares each with torch's on the cases it"
+        " accepts). Besides: cyclic GC passes over the thousands of records (20–30%, now paused during the"
+        " run); two quadratic analyses on Llama's 65 outputs (the KV cache): the reconstruction search ran one"
+        " upstream sweep per output pair, and `visible_calls` rescanned children per function call. Forward"
+        " trace, CPU ms, before → after, same machine: seed VAE 32 → 10, ResNet-50 333 → 69, Llama-7B ≈1370"
+        " → ≈380. From a shell, `torch._dynamo` (2.6 s of a 10 s run under load) was imported by torch's"
+        " `_disable_dynamo` wrapper around every dispatch mode and by meta reference kernels, and `sympy` by"
+        " their symbolic-shape guards; on the seed MLP neither is imported now. What remains: on small models"
+        " the fixed cost of the three recording layers and the analyses (per op ~10–20 µs of Python, per"
+        " call a few dicts); on Llama the attention, which on meta takes torch's math path (bmm, softmax,"
+        " tril) where a CPU run takes the flash kernel; from a shell the table's `rich` import.")
     path = write_section("inspect", header + table(results, truth) + notes)
     print(f"wrote {path}")
 
