@@ -15,6 +15,7 @@ from aelab.errors import UsageError
 from aelab.inspection.bottleneck import Bottleneck, find_bottleneck
 from aelab.inspection.hints import collect_hints
 from aelab.inspection.summary import Summary, summarize
+from aelab.trace.gcpause import paused_gc
 from aelab.trace.record import InputLike, record
 from aelab.trace.records import Trace
 
@@ -97,10 +98,11 @@ def inspect(model: nn.Module, *inputs: InputLike, depth: int | None = None, back
         raise UsageError(f"inspect() needs a torch.nn.Module, not {type(model).__name__}")
     if depth is not None and depth < 1:
         raise UsageError("depth must be at least 1")
-    trace = record(model, inputs, kwinputs, backward=backward, eval_mode=eval_mode)
-    report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
-                    notes=list(trace.notes))
-    report.bottleneck = _bottleneck(trace, model)
-    if explain:
-        report.explanations = _explanations(report, model)
+    with paused_gc():
+        trace = record(model, inputs, kwinputs, backward=backward, eval_mode=eval_mode)
+        report = Report(model=name or type(model).__name__, trace=trace, summary=summarize(trace), depth=depth,
+                        notes=list(trace.notes))
+        report.bottleneck = _bottleneck(trace, model)
+        if explain:
+            report.explanations = _explanations(report, model)
     return report
