@@ -84,3 +84,19 @@ def test_trains_and_evaluate_reports_codebook_use(tmp_path: Path) -> None:
     assert {"reconstruction", "commitment"} <= set(run.history[-1])
     result = aelab.evaluate(run, nll_samples=0, plots=False)
     assert 1.0 < result.extra["perplexity"] <= 32 and 0 < result.extra["codebook_usage"] <= 1
+
+
+def test_the_kind_registry_refuses_duplicates_bad_names_and_a_name_its_file_does_not_match() -> None:
+    import pytest
+
+    from aelab.errors import RegistryError
+    from aelab.models.kind import register
+    from aelab.models.kinds.vq_vae import VQVAE, VQVAEConfig
+
+    with pytest.raises(RegistryError, match="registered twice"):
+        register("vq-vae", VQVAEConfig)(type("Again", (VQVAE,), {"__module__": VQVAE.__module__}))
+    with pytest.raises(RegistryError, match="lower-case words"):
+        register("VQ_VAE", VQVAEConfig)(VQVAE)
+    with pytest.raises(RegistryError, match=r"must live in models/kinds/vq_vae2\.py"):
+        register("vq-vae2", VQVAEConfig)(VQVAE)
+    assert KINDS["vq-vae"].model is VQVAE

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from aelab.errors import RegistryError
 from aelab.models.capability import Capability
 
 if TYPE_CHECKING:
@@ -44,18 +45,18 @@ def register(name: str, config: type[AEConfig]) -> Callable[[M], M]:
 
     def add(model: M) -> M:
         if not _NAME.match(name):
-            raise ValueError(f"kind name {name!r} must be lower-case words joined by '-', e.g. 'conv-vae'")
+            raise RegistryError(f"kind name {name!r} must be lower-case words joined by '-', e.g. 'conv-vae'")
         if name in KINDS:
-            raise ValueError(f"kind {name!r} is registered twice ({KINDS[name].model.__qualname__} and "
+            raise RegistryError(f"kind {name!r} is registered twice ({KINDS[name].model.__qualname__} and "
                              f"{model.__qualname__})")
         module = sys.modules[model.__module__].__name__.rsplit(".", 1)[-1]
         if module != name.replace("-", "_"):
-            raise ValueError(f"kind {name!r} must live in models/kinds/{name.replace('-', '_')}.py, "
+            raise RegistryError(f"kind {name!r} must live in models/kinds/{name.replace('-', '_')}.py, "
                              f"not in {module}.py")
         if not (isinstance(config, type) and issubclass(config, AEConfig)):
-            raise TypeError(f"kind {name!r}: its config must be an AEConfig dataclass")
+            raise RegistryError(f"kind {name!r}: its config must be an AEConfig dataclass")
         if not issubclass(model, Autoencoder):
-            raise TypeError(f"kind {name!r}: its model must subclass aelab.models.Autoencoder")
+            raise RegistryError(f"kind {name!r}: its model must subclass aelab.models.Autoencoder")
         model.kind = name
         KINDS[name] = Kind(config, model)
         return model
