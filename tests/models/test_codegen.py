@@ -16,6 +16,7 @@ from torch import nn
 
 from aelab.models import Capability, build
 from aelab.models.codegen import RENDERERS, render_module, render_source
+from aelab.models.kinds.vq_vae import VectorQuantizer
 
 CASES = [
     ("dense", (784,), 10, {"hidden": [42]}),
@@ -108,11 +109,12 @@ def test_every_renderer_round_trips_through_repr(layer_type: type[nn.Module]) ->
         "Reshape": blocks.Reshape((3, 4)), "Flatten": blocks.Flatten(),
         "BernoulliLikelihood": likelihood.BernoulliLikelihood(),
         "GaussianLikelihood": likelihood.GaussianLikelihood(learn_scale=False),
+        "VectorQuantizer": VectorQuantizer(7, 3, decay=0.9),
     }
     layer = examples[layer_type.__name__]
     assert type(layer) is layer_type
     source = render_module(layer, 0, [])
-    namespace = {"nn": nn, **vars(blocks), **vars(likelihood)}
+    namespace = {"nn": nn, **vars(blocks), **vars(likelihood), "VectorQuantizer": VectorQuantizer}
     rebuilt = eval(source, namespace)
     assert repr(rebuilt) == repr(layer)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in layer.state_dict().items()}

@@ -164,7 +164,7 @@ def test_seqvae_shapes_for_any_length(T: int, run_T: int, F_: int, latent: int, 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_wrong_input_shape_is_one_clear_sentence(kind: str) -> None:
-    shape = {"seqvae": (10, 5), "conv": (1, 12, 12), "conv-vae": (1, 12, 12)}.get(kind, (12,))
+    shape = KINDS[kind].model.example_input
     model = build(kind, shape, 3)
     with pytest.raises(ValueError, match=r"expects input of shape \(N, "):
         model(torch.zeros(2, math.prod(shape) + 1))

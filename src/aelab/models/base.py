@@ -75,6 +75,8 @@ class Autoencoder(nn.Module, abc.ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     codegen_methods: ClassVar[str] = templates.AE_METHODS
     codegen_note: ClassVar[str] = ""  # added to the generated file's first line
+    #: a small per-sample input shape the kind accepts: the generic tests build every kind with it
+    example_input: ClassVar[tuple[int, ...]] = (12,)
 
     def __init__(self, config: AEConfig) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -103,6 +103,7 @@ class ConvMixin:
 
     stages: list[Stage]
     config: Any
+    example_input: ClassVar[tuple[int, ...]] = (1, 12, 10)
 
     def geometry_lines(self) -> list[str]:
         sizes = [self.stages[0].in_size] + [s.out_size for s in self.stages]

@@ -57,6 +57,7 @@ class SeqVAE(VariationalAutoencoder):
     """Causal-conv sequence VAE with a per-step latent of shape (N, T, latent)."""
 
     codegen_note = " (T may be any length)"
+    example_input = (6, 9)
 
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
         if len(config.input_shape) != 2:

@@ -54,6 +54,9 @@ class VectorQuantizer(nn.Module):
     embed_sum: torch.Tensor
     initialised: torch.Tensor
 
+    def extra_repr(self) -> str:
+        return f"{self.codes}, {self.dim}, decay={self.decay}, eps={self.eps}"
+
     def __init__(self, codes: int, dim: int, decay: float = 0.99, eps: float = 1e-5) -> None:
         super().__init__()
         self.codes, self.dim, self.decay, self.eps = codes, dim, decay, eps
@@ -128,6 +131,7 @@ class VQVAE(Autoencoder):
     """Conv VQ-VAE with an EMA codebook: latent = a grid of code vectors."""
 
     codegen_methods: ClassVar[str] = VQ_METHODS
+    example_input: ClassVar[tuple[int, ...]] = (1, 12, 10)
     config: VQVAEConfig
 
     def networks(self, config: Any) -> tuple[nn.Module, nn.Module]:
