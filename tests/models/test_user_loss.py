@@ -222,3 +222,10 @@ def test_ambiguous_outputs_name_both_readings_and_the_flag() -> None:
     with pytest.raises(UsageError, match=r"read '0' as the reconstruction \(--output 0\) or '1' \(--output 1\)"):
         _read(TwoLike(), X)
     assert _read(TwoLike(), X, output="0").reading.recon == "0"
+
+
+def test_targets_a_sigmoid_cannot_reach_are_warned_about_at_the_start() -> None:
+    x = torch.rand(5, D) * 255
+    model = _read(Plain(sigmoid=True), x)
+    assert any(n.startswith("warning: data range: the targets reach") for n in model.notes)
+    assert not any("data range" in n for n in _read(Plain(sigmoid=True), X).notes)

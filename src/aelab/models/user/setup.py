@@ -107,6 +107,11 @@ def read_user_model(net: nn.Module, source: Mapping[str, Any], probe: torch.Tens
     elif latent is not None and latent.source == "posterior" and reading.posterior is None:
         latent = None  # a sample with no readable posterior: no deterministic code to show
     notes = [reshape_line] if reshape_line else []
+    recon = _reconstruction(out, reading)
+    if recon is not None:
+        from aelab.evaluation.posterior import range_warnings
+
+        notes += [f"warning: {w}" for w in range_warnings(float(probe.max()), float(recon.min()), float(recon.max()))]
     if latent is not None:
         notes.append(f"latent: {latent.layer} ({'x'.join(map(str, latent.shape))} per sample), found by the "
                      "bottleneck analysis" + (" (the posterior mean)" if latent.source == "posterior" else ""))
@@ -114,6 +119,13 @@ def read_user_model(net: nn.Module, source: Mapping[str, Any], probe: torch.Tens
         notes.append("latent: the bottleneck analysis found none this model hands on; latent.png and "
                      "--score latent are left out")
     return UserModel(net, source, reading, data_shape, model_shape, latent, beta, notes)
+
+
+def _reconstruction(out: Any, reading: Reading) -> torch.Tensor | None:
+    from aelab.models.user.reading import fields_of
+
+    value = fields_of(out).get(reading.recon) if reading.recon is not None else None
+    return value if isinstance(value, torch.Tensor) else None
 
 
 def rebuild_user_model(net: nn.Module, config: Mapping[str, Any]) -> UserModel:
