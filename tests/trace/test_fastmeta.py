@@ -222,3 +222,32 @@ def test_convolution_equals_torch(case: tuple[Any, ...]) -> None:
     strided = _meta(x_shape).transpose(0, 1).contiguous().transpose(0, 1)  # a batch-major layout torch keeps
     if x_shape[0] > 1:
         assert fastmeta._convolution(strided, _meta(w_shape), None, *rest) is NotImplemented
+
+
+MISMATCHES = [
+    ("conv2d channels", lambda: fastmeta._convolution(_meta((2, 16, 8, 8)), _meta((32, 8, 3, 3)), None, [1, 1],
+                                                      [0, 0], [1, 1], False, [0, 0], 1)),
+    ("conv_transpose channels", lambda: fastmeta._convolution(_meta((2, 4, 8, 8)), _meta((8, 3, 3, 3)), None,
+                                                              [1, 1], [0, 0], [1, 1], True, [0, 0], 1)),
+    ("grouped conv", lambda: fastmeta._convolution(_meta((2, 6, 8)), _meta((4, 3, 3)), None, [1], [0], [1],
+                                                   False, [0], 3)),
+    ("batch norm features", lambda: fastmeta._batch_norm(_meta((2, 16, 4)), _meta((8,)), _meta((8,)), None, None,
+                                                         True, 0.1, 1e-5)),
+    ("broadcast", lambda: fastmeta._pointwise(_meta((2, 3)), _meta((2, 4)))),
+]
+
+
+@pytest.mark.parametrize("case", MISMATCHES, ids=[m[0] for m in MISMATCHES])
+def test_a_shape_mismatch_is_left_to_torch_so_its_message_reaches_the_doctor(case: Any) -> None:
+    # The doctor explains torch's own error: a shape-only kernel that accepted a wrong shape would hide it.
+    assert case[1]() is NotImplemented
+
+
+def test_the_doctor_still_sees_a_wrong_conv_channel_count_on_meta() -> None:
+    from torch import nn
+
+    import aelab
+
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(8, 32, 3)).to("meta")
+    diagnosis = aelab.diagnose(model, (2, 1, 28, 28))
+    assert diagnosis.findings and diagnosis.findings[0].layer == "1"

@@ -161,7 +161,10 @@ def _pointwise(*args: Any, **kwargs: Any) -> Any:
     dtype = torch.result_type(args[0], args[1]) if len(args) > 1 else first.dtype
     if not dtype.is_floating_point or (len(tensors) == 1 and not first.dtype.is_floating_point):
         return NotImplemented
-    shape = first.shape if len(tensors) == 1 else torch.broadcast_shapes(*(t.shape for t in tensors))
+    try:
+        shape = first.shape if len(tensors) == 1 else torch.broadcast_shapes(*(t.shape for t in tensors))
+    except RuntimeError:
+        return NotImplemented  # torch's kernel raises with the message the doctor reads
     strides = _elementwise_strides(tensors, shape)
     if strides is None:
         return NotImplemented
@@ -303,6 +306,8 @@ def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, 
     if input.dim() < 2 or not input.is_contiguous():
         return NotImplemented
     c = input.shape[1]
+    if any(t is not None and t.numel() != c for t in (weight, bias, running_mean, running_var)):
+        return NotImplemented  # a num_features mismatch: torch raises, and the doctor explains it
     stats = _computation_dtype(input.dtype)
     return (_empty_like(input), input.new_empty((c,), dtype=stats), input.new_empty((c,), dtype=stats))
 
@@ -347,6 +352,9 @@ def _convolution(input: torch.Tensor, weight: torch.Tensor, bias: Any, stride: l
             or input.dtype != weight.dtype or input.device != weight.device
             or any(len(v) != dims for v in (stride, padding, dilation))):
         return NotImplemented
+    c_in = weight.shape[0] if transposed else weight.shape[1] * groups
+    if groups < 1 or input.shape[1] != c_in or weight.shape[0] % groups:
+        return NotImplemented  # a channel mismatch: torch raises, and the doctor explains it
     size = []
     for i in range(dims):
         k, n, s, p, d = weight.shape[2 + i], input.shape[2 + i], stride[i], padding[i], dilation[i]
