@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from aelab.trace.materialize import remember_buffers
+from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import Shadow, _kind
 
 _BUILD_NOTES: weakref.WeakKeyDictionary[nn.Module, list[str]] = weakref.WeakKeyDictionary()
@@ -28,7 +28,7 @@ def build_notes(model: nn.Module) -> list[str]:
     return list(_BUILD_NOTES.get(model, []))
 
 
-class _FollowBuild(TorchDispatchMode):
+class _FollowBuild(DispatchMode):
     """While a model is constructed on meta: the real values of what the constructor computes from
     constants (a position-id `arange`, rotary `inv_freq`, a sinusoidal table), never its random inits."""
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from aelab.trace import fastmeta
 from aelab.trace.kernel_sizes import NORM_WEIGHT, real_mkldnn_workspace
+from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
 
@@ -96,7 +96,7 @@ class StepLog:
 
 
 # --- the recording -----------------------------------------------------------------------------------
-class _Lifetimes(TorchDispatchMode):
+class _Lifetimes(DispatchMode):
     """Births of the storages ops return; deaths come from weak references."""
 
     def __init__(self, log: StepLog, where: Callable[[], tuple[int, str, str]], shadow: Shadow | None = None,

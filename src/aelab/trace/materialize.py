@@ -32,9 +32,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import NOTHING, _kind
 
 # model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
@@ -242,7 +243,7 @@ class Oracle:
         return queue.popleft() if queue else NOTHING
 
 
-class _RealRun(TorchDispatchMode):
+class _RealRun(DispatchMode):
     """Swap meta parameters/buffers for real values at the op that touches them; note every value read."""
 
     def __init__(self, mat: Materializer | None, oracle: Oracle, device: torch.device) -> None:

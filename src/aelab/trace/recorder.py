@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from aelab.trace import fastmeta
 from aelab.trace import flops as flop_rules
 from aelab.trace.materialize import known_buffers, meta_copy
 from aelab.trace.methods import recorded_methods
+from aelab.trace.modes import DispatchMode
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
@@ -103,16 +103,10 @@ def _op_name(func: Any) -> str:
     return packet if "." in packet else f"aten.{packet}"
 
 
-class _DispatchRecorder(TorchDispatchMode):
+class _DispatchRecorder(DispatchMode):
     def __init__(self, state: State) -> None:
         super().__init__()
         self.state = state
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # Otherwise torch wraps __torch_dispatch__ in torch._disable_dynamo, whose first call imports
-        # torch._dynamo: 2.6 s of a 10 s `aelab inspect` from a shell here. A recording never runs compiled.
-        return False
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}

@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace.modes import DispatchMode
 from aelab.trace.records import Read
 
 RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
@@ -369,7 +370,7 @@ def synthetic_input(shape: tuple[int, ...], dtype: torch.dtype, name: str | None
 _INDEXING = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
 
 
-class Follow(TorchDispatchMode):
+class Follow(DispatchMode):
     """A `Shadow` as a dispatch mode of its own, for a run outside the recorder (autograd's graph for
     `aelab cost --graph`): reads of known values are answered, everything else runs as it would."""
 

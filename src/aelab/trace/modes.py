@@ -1,0 +1,19 @@
+"""The base of aelab's dispatch modes: torch's, without the per-op `torch._disable_dynamo` wrapper.
+
+`TorchDispatchMode.__init_subclass__` wraps every subclass's `__torch_dispatch__` in
+`torch._disable_dynamo`, whose first call imports `torch._dynamo` (and sympy): 2-3 s of an
+`aelab inspect` from a shell, more than the rest of the run, plus a frame-callback swap per op. The
+wrapper only matters under `torch.compile`, which never runs inside a recording, so our modes opt out.
+"""
+
+from __future__ import annotations
+
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class DispatchMode(TorchDispatchMode):
+    """A `TorchDispatchMode` whose `__torch_dispatch__` is called as written."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
