@@ -1,22 +1,21 @@
 """`memory(model, *inputs, ...)`: how much memory one training step needs, before you run it.
 
-The driver: it turns the options into `requires_grad` flags (the cost verb's `choose`), builds fake
-(or meta) stand-ins for the weights and inputs, has `aelab.trace.step` run a whole training
-step on them, and reads the log with the pure `footprint.analysis`. What-ifs and `fit` are more
-simulated steps; the model itself is never touched and never allocated.
+The driver: it turns the options into `requires_grad` flags (the cost verb's `choose`), has
+`aelab.trace.step.simulate` run a whole training step on fake (or meta) stand-ins for the weights and
+inputs, and reads the log with the pure `footprint.analysis`; this room holds no mode and no hook.
+What-ifs and `fit` are more simulated steps; the model itself is never touched and never allocated.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.costing.trainable import choose, matches
 from aelab.errors import UsageError
@@ -24,8 +23,8 @@ from aelab.footprint import analysis
 from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import StepLog, ValueReadError
-from aelab.trace.record import InputLike, as_input_spec, model_device
-from aelab.trace.step import AMP_DTYPES, LOSSES, OPTIMIZERS, record_steps
+from aelab.trace.record import InputLike, as_input_spec
+from aelab.trace.step import AMP_DTYPES, LOSSES, OPTIMIZERS, simulate
 
 #: allocator granularity per device: CUDA's caching allocator hands out 512-byte multiples
 BLOCKS: dict[str, int] = {"cpu": 1, "cuda": 512}
@@ -88,71 +87,12 @@ def _scaled(spec: InputSpec | torch.Tensor, batch: int | None, batch0: int | Non
     return replace(spec, shape=(batch, *spec.shape[1:]))
 
 
-def _buffer_values(model: nn.Module, stand_ins: Mapping[str, torch.Tensor],
-                   fake: bool) -> dict[int, Callable[[], tuple[torch.Tensor, int] | None]]:
-    """How to get each buffer's real value if the forward reads it: a real buffer's own values; a meta
-    buffer's as `aelab.trace.materialize` recovers them (rotary `inv_freq`, computed in `__init__`)."""
-    out: dict[int, Callable[[], tuple[torch.Tensor, int] | None]] = {}
-    mat = None
-    for name, b in model.named_buffers():
-        stand = stand_ins[name]
-        if fake or b.device.type != "meta":
-            def own(r: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
-                return r.detach().cpu().clone(), 0
-
-            out[id(stand)] = own
-        else:
-            if mat is None:
-                from aelab.trace.materialize import Materializer
-
-                mat = Materializer(model)
-
-            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
-                value = mat.buffer_value(b)
-                return (value, 0) if value is not None else None
-
-            out[id(stand)] = recover
-    return out
-
-
-def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspecs: Mapping[str, Any],
-             flags: Mapping[str, bool], *, optimizers: Sequence[str], amp: str, loss: str = "sum",
-             checkpoint: Sequence[str] = (), device: str = "cuda") -> StepLog:
-    """A training step on stand-ins for the model's weights and the inputs, recorded per optimizer.
-
-    The inputs are prepared as `aelab.trace.record` prepares them (stand-ins plus the real values of what
-    the user gave, or of synthetic values for a shape), so reads of masks and position ids are answered.
-    """
-    from aelab.trace.record import _prepare
-
-    where = model_device(model)
-    foreach = True if device == "cuda" else None  # torch.optim's default on CUDA; on CPU the single-tensor loop
-    fake = where.type != "meta"
-    mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
-    inp = _prepare([as_input_spec(s) for s in specs], {k: as_input_spec(s) for k, s in kwspecs.items()}, where, mode)
-    if mode is None:
-        params = {n: _meta(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
-        buffers = {n: _meta(b) for n, b in model.named_buffers()}
-    else:
-        with mode:
-            params = {n: mode.from_tensor(p).detach().requires_grad_(bool(flags.get(n, False)))
-                      for n, p in model.named_parameters()}
-            buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
-    return record_steps(model, params, buffers, inp.args, inp.kwargs, optimizers=optimizers, amp=amp, loss=loss,
-                        checkpoint=checkpoint, foreach=foreach, context=mode, known=inp.known,
-                        lazy=_buffer_values(model, buffers, fake))
-
-
-def _meta(t: torch.Tensor) -> torch.Tensor:
-    """A meta stand-in (a meta model's stray CPU tensor, a legacy `torch.Tensor(...)`, becomes meta too)."""
-    return t.detach() if t.device.type == "meta" else torch.empty_strided(tuple(t.shape), tuple(t.stride()),
-                                                                           dtype=t.dtype, device="meta")
-
-
 def _run(model: nn.Module, specs: Sequence[Any], kwspecs: Mapping[str, Any], flags: Mapping[str, bool],
          **options: Any) -> StepLog:
     try:
-        return simulate(model, specs, kwspecs, flags, **options)
+        device = options.pop("device", "cuda")
+        foreach = True if device == "cuda" else None  # torch.optim's default on CUDA; on CPU the single-tensor loop
+        return simulate(model, specs, kwspecs, flags, foreach=foreach, **options)
     except UsageError:
         raise
     except ValueReadError as exc:

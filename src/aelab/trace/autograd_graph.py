@@ -20,7 +20,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
-from aelab.trace.record import InputLike, _prepare, as_input_spec, model_device
+from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import Follow
 from aelab.trace.tensors import flatten_tensors
@@ -116,10 +116,10 @@ def autograd_graph(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping
     device = model_device(model)
     try:
         if device.type == "meta":
-            inp = _prepare(specs, kwspecs, device, None)
+            inp = prepare_inputs(specs, kwspecs, device, None)
             return walk(model, inp.args, inp.kwargs, flags, known=inp.known)
         mode = FakeTensorMode(allow_non_fake_inputs=True)
-        inp = _prepare(specs, kwspecs, device, mode)
+        inp = prepare_inputs(specs, kwspecs, device, mode)
         return walk(model, inp.args, inp.kwargs, flags, mode, known=inp.known)
     except UsageError:
         raise

@@ -29,8 +29,8 @@ from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
 
 
-class _WeakKnown(dict[int, Any]):
-    """`Shadow._known` holding its stand-ins weakly: a known mask must die when the program drops it, as on
+class WeakKnown(dict[int, Any]):
+    """A `Shadow(table=...)` holding its stand-ins weakly: a known mask must die when the program drops it, as on
     real tensors, or the recording would keep it alive (entries are (tensor, value, taint) to the shadow)."""
 
     def __setitem__(self, key: int, entry: tuple[torch.Tensor, torch.Tensor, int]) -> None:

@@ -74,7 +74,7 @@ def _make(spec: InputSpec | torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @dataclass
-class _Inputs:
+class PreparedInputs:
     """Inputs prepared for one run: the stand-ins the model gets, their real values, the real inputs."""
 
     args: list[Any] = field(default_factory=list)
@@ -84,9 +84,12 @@ class _Inputs:
     real_kwargs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _prepare(specs: list[InputSpec | torch.Tensor], kwspecs: dict[str, InputSpec | torch.Tensor],
-             device: torch.device, fake_mode: FakeTensorMode | None) -> _Inputs:
-    out = _Inputs()
+def prepare_inputs(specs: Sequence[InputSpec | torch.Tensor], kwspecs: Mapping[str, InputSpec | torch.Tensor],
+                   device: torch.device, fake_mode: FakeTensorMode | None) -> PreparedInputs:
+    """The inputs of one run on `device`: stand-ins (fake under `fake_mode`, else meta), the real values
+    the shadow answers reads with (the user's small tensors, synthetic values for a shape), and the real
+    inputs for a real forward. Every room that runs a model on stand-ins prepares its inputs here."""
+    out = PreparedInputs()
     real_device = torch.device("cpu") if device.type == "meta" else device
     for i, (key, spec) in enumerate([*((None, s) for s in specs), *kwspecs.items()]):
         if isinstance(spec, torch.Tensor):
@@ -130,11 +133,11 @@ def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_m
            oracle: Any = None) -> Trace:
     device = model_device(model)
     if device.type == "meta":
-        inp = _prepare(specs, kwspecs, device, None)
+        inp = prepare_inputs(specs, kwspecs, device, None)
         return run(model, inp.args, inp.kwargs, execution="meta", backward=backward, known=inp.known,
                    oracle=oracle, eval_mode=eval_mode)
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    inp = _prepare(specs, kwspecs, device, fake_mode)
+    inp = prepare_inputs(specs, kwspecs, device, fake_mode)
     return run(model, inp.args, inp.kwargs, execution="fake", backward=backward, fake_mode=fake_mode,
                known=inp.known, oracle=oracle, eval_mode=eval_mode)
 
@@ -142,7 +145,7 @@ def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_m
 def _recorded_real(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_mode: bool) -> Trace:
     """Rung 3: record a real forward at the user's batch (a meta model's weights made module by module)."""
     meta = is_meta_model(model)
-    inp = _prepare(specs, kwspecs, model_device(model), None)
+    inp = prepare_inputs(specs, kwspecs, model_device(model), None)
     inner = streamed(model) if meta else contextlib.nullcontext()
     return run(model, inp.real_args, inp.real_kwargs, execution="real", backward=backward and not meta,
                inner=inner, eval_mode=eval_mode)
@@ -170,7 +173,7 @@ def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping
 def _blame(model: nn.Module, specs: Any, kwspecs: Any, failed: Trace, notes: list[str], *, backward: bool,
            eval_mode: bool) -> Trace:
     """Rung 1 failed in Python code, not in a kernel: is it the model, or the tracing? A real forward decides."""
-    inp = _prepare(specs, kwspecs, model_device(model), None)
+    inp = prepare_inputs(specs, kwspecs, model_device(model), None)
     try:
         with _flags_kept(model, eval_mode):
             real_answers(model, inp.real_args, inp.real_kwargs)
@@ -188,7 +191,7 @@ def _rung2(model: nn.Module, specs: Any, kwspecs: Any, exc: NeedsRealForward, no
            backward: bool, eval_mode: bool) -> Trace:
     where = f" in {exc.module}" if exc.module else ""
     why = f"{exc.op}{where} reads a value computed from the weights, which meta/fake execution does not have"
-    inp = _prepare(specs, kwspecs, model_device(model), None)
+    inp = prepare_inputs(specs, kwspecs, model_device(model), None)
     try:
         with _flags_kept(model, eval_mode):
             oracle, unrecovered = real_answers(model, inp.real_args, inp.real_kwargs)

@@ -62,11 +62,13 @@ _OVERWRITE = frozenset({"fill_", "zero_", "copy_", "normal_", "uniform_", "berno
 class Shadow:
     """The real values of the tensors of one meta/fake run that do not depend on the weights."""
 
-    def __init__(self, *, max_numel: int = 1 << 22, budget_bytes: int = 1 << 29) -> None:
+    def __init__(self, *, max_numel: int = 1 << 22, budget_bytes: int = 1 << 29,
+                 table: dict[int, Any] | None = None) -> None:
+        """`table` holds id -> (tensor, value, taint); a weak one (`lifetimes.WeakKnown`) lets a known tensor die."""
         self.max_numel = max_numel
         self.budget = budget_bytes
         self.used = 0
-        self._known: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}  # id -> (tensor, value, taint)
+        self._known: dict[int, Any] = {} if table is None else table  # id -> (tensor, value, taint)
         self._by_storage: dict[int, list[int]] = {}
         self.reads: list[Read] = []
         self._real_taint: dict[int, tuple[torch.Tensor, int]] = {}  # real tensors made by RNG ops, and after

@@ -14,8 +14,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.trace.lifetimes import Op, StepLog, _Lifetimes, _Scope, _WeakKnown
+from aelab.trace.inputs import InputSpec
+from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
+from aelab.trace.record import as_input_spec, model_device, prepare_inputs
 from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
 
@@ -110,8 +113,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     loss_fn = LOSSES[loss]
     log = StepLog([], [], [])
     scope = _Scope({id(m): n for n, m in model.named_modules(remove_duplicate=False)}, log)
-    shadow = Shadow()
-    shadow._known = _WeakKnown()  # see _WeakKnown
+    shadow = Shadow(table=WeakKnown())  # a known mask dies when the step drops it
     for t, value, taint in known:
         shadow.set(t, value, taint)
     shadow.lazy.update(lazy or {})
@@ -201,3 +203,63 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
         for m, flag in was_training.items():
             m.training = flag
     return log
+
+
+def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspecs: Mapping[str, Any],
+             flags: Mapping[str, bool], *, optimizers: Sequence[str], amp: str, loss: str = "sum",
+             checkpoint: Sequence[str] = (), foreach: bool | None = None) -> StepLog:
+    """`record_steps` on stand-ins for `model`'s weights and the inputs: fake tensors (one FakeTensorMode,
+    entered around the step) for a model with weights, meta ones for a meta model. `flags[name]` says
+    whether a parameter trains. The inputs are prepared as `record` prepares them (`prepare_inputs`), so
+    reads of masks and position ids are answered; a buffer the forward reads is answered from the model's
+    own values (on meta, as `aelab.trace.materialize` recovers them). The model itself is not touched.
+    """
+    where = model_device(model)
+    fake = where.type != "meta"
+    mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
+    inp = prepare_inputs([as_input_spec(s) for s in specs], {k: as_input_spec(s) for k, s in kwspecs.items()},
+                         where, mode)
+    if mode is None:
+        params = {n: _meta(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
+        buffers = {n: _meta(b) for n, b in model.named_buffers()}
+    else:
+        with mode:
+            params = {n: mode.from_tensor(p).detach().requires_grad_(bool(flags.get(n, False)))
+                      for n, p in model.named_parameters()}
+            buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
+    return record_steps(model, params, buffers, inp.args, inp.kwargs, optimizers=optimizers, amp=amp, loss=loss,
+                        checkpoint=checkpoint, foreach=foreach, context=mode, known=inp.known,
+                        lazy=_buffer_values(model, buffers, fake))
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    """A meta stand-in (a meta model's stray CPU tensor, a legacy `torch.Tensor(...)`, becomes meta too)."""
+    return t.detach() if t.device.type == "meta" else torch.empty_strided(tuple(t.shape), tuple(t.stride()),
+                                                                           dtype=t.dtype, device="meta")
+
+
+def _buffer_values(model: nn.Module, stand_ins: Mapping[str, torch.Tensor],
+                   fake: bool) -> dict[int, Callable[[], tuple[torch.Tensor, int] | None]]:
+    """How to get each buffer's real value if the forward reads it: a real buffer's own values; a meta
+    buffer's as `aelab.trace.materialize` recovers them (rotary `inv_freq`, computed in `__init__`)."""
+    out: dict[int, Callable[[], tuple[torch.Tensor, int] | None]] = {}
+    mat = None
+    for name, b in model.named_buffers():
+        stand = stand_ins[name]
+        if fake or b.device.type != "meta":
+            def own(r: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
+                return r.detach().cpu().clone(), 0
+
+            out[id(stand)] = own
+        else:
+            if mat is None:
+                from aelab.trace.materialize import Materializer
+
+                mat = Materializer(model)
+
+            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
+                value = mat.buffer_value(b)
+                return (value, 0) if value is not None else None
+
+            out[id(stand)] = recover
+    return out
