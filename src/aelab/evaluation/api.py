@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from aelab.data.records import Dataset
 from aelab.errors import UsageError
 from aelab.evaluation.detect import Detection, csv_text
 from aelab.evaluation.detect import detect as detect_rows
@@ -54,37 +55,53 @@ def evaluate(run: RunLike, *, part: str = "test", limit: int | None = None, nll_
     return result
 
 
-def detect_run(run: Path, data: str | None = None, data_options: dict[str, Any] | None = None, part: str = "auto",
-               score: str = "auto", samples: int = 10, normal_class: int | None = None, skip_bad: bool = False,
-               out: Path | None = None, device: torch.device | str = "cpu", seed: int = 0,
-               **extra: Any) -> Detection:
-    """Score rows of `data` (default: the run's own test rows); write the CSV and its JSON summary."""
+def detect_data(loaded: Any, data: str | None, data_options: dict[str, Any] | None, part: str,
+                skip_bad: bool = False) -> tuple[Dataset, str, str, torch.Tensor]:
+    """The rows `detect` scores: `data` (default: the run's own, with its options unless others are given)
+    loaded, and `part` ("auto": the held-out test rows of the run's own or an embedded set, every row of
+    other data) chosen. Returns the data set, its name, the part and the row indices."""
     from aelab.data import SOURCES, load
-    from aelab.io import atomic_write_json, write_output
-    from aelab.training import load_run
 
-    loaded = load_run(run, device)
     own = data is None or data == loaded.info.train.data
     name = loaded.info.train.data if data is None else data
     options = loaded.info.train.data_options if own and not data_options else dict(data_options or {})
     ds = load(name, options, skip_bad)
     if part == "auto":
         part = "test" if own or name in SOURCES else "all"
-    rows = eval_rows(ds, part, None)
+    return ds, name, part, eval_rows(ds, part, None)
+
+
+def write_detection(det: Detection, csv_path: Path, force: bool) -> dict[str, Any]:
+    """Write the scores CSV at `csv_path`, the per-feature CSV beside it (with `det.features`) and the
+    summary as `csv_path` with .json; returns the summary (also kept as `det.summary_record`)."""
+    from aelab.evaluation.threshold import feature_csv
+    from aelab.io import json_bytes, write_file, write_output
+
+    det.csv = str(csv_path)
+    write_output(csv_text(det), csv_path, force=force)
+    summary = det.summary() | {"data": det.data, "part": det.part, "csv": det.csv}
+    if det.features is not None and det.feature_names is not None:
+        features = csv_path.with_name(csv_path.stem + "-features.csv")
+        write_output(feature_csv(det.rows, det.features, det.feature_names), features, force=force)
+        summary["per_feature_csv"] = str(features)
+    write_file(csv_path.with_suffix(".json"), json_bytes(summary), force=force)
+    det.summary_record = summary
+    return summary
+
+
+def detect_run(run: Path, data: str | None = None, data_options: dict[str, Any] | None = None, part: str = "auto",
+               score: str = "auto", samples: int = 10, normal_class: int | None = None, skip_bad: bool = False,
+               out: Path | None = None, device: torch.device | str = "cpu", seed: int = 0,
+               **extra: Any) -> Detection:
+    """Score rows of `data` (default: the run's own test rows); write the CSV and its JSON summary."""
+    from aelab.training import load_run
+
+    loaded = load_run(run, device)
+    ds, name, part, rows = detect_data(loaded, data, data_options, part, skip_bad)
     torch.manual_seed(seed)
     det = detect_rows(loaded, ds, rows, score, samples, normal_class, **extra)
     det.data, det.part = name, part
-    det.csv = str(out or run / "scores.csv")
-    write_output(csv_text(det), det.csv, force=True)
-    summary = det.summary() | {"data": name, "part": part, "csv": det.csv}
-    if det.features is not None and det.feature_names is not None:
-        from aelab.evaluation.threshold import feature_csv
-
-        path = Path(det.csv).with_name(Path(det.csv).stem + "-features.csv")
-        write_output(feature_csv(det.rows, det.features, det.feature_names), str(path), force=True)
-        summary["per_feature_csv"] = str(path)
-    atomic_write_json(Path(det.csv).with_suffix(".json"), summary)
-    det.summary_record = summary
+    write_detection(det, out or run / "scores.csv", force=True)
     return det
 
 

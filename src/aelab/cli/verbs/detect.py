@@ -9,11 +9,10 @@ import torch
 
 from aelab.cli.load import parse_kwargs
 from aelab.cli.ranges import INT64, POSITIVE, SEED
-from aelab.data import SOURCES, load
 from aelab.errors import UsageError
-from aelab.evaluation import SCORES, csv_text, detect, eval_rows
-from aelab.evaluation.threshold import feature_csv
-from aelab.io import check_target, json_bytes, write_file, write_output
+from aelab.evaluation import SCORES, detect
+from aelab.evaluation.api import detect_data, write_detection
+from aelab.io import check_target
 from aelab.training import load_run
 from aelab.training.distributed import pick_device
 
@@ -46,24 +45,14 @@ def command(run: Path, data: str | None, data_opt: tuple[str, ...], part: str, s
             normal_class: int | None, skip_bad: bool, out: Path | None, force: bool, fpr: float | None,
             per_feature: bool, device: str, seed: int) -> None:
     """Score rows by how badly the run's model explains them (higher = more anomalous)."""
-    csv_path, json_path = _outputs(run, out, force)
+    csv_path, _ = _outputs(run, out, force)
     loaded = load_run(run, pick_device(device))
-    own = data is None or data == loaded.info.train.data
-    name = loaded.info.train.data if data is None else data
-    options = loaded.info.train.data_options if own and not data_opt else parse_kwargs(list(data_opt))
-    ds = load(name, options, skip_bad)
-    if part == "auto":
-        part = "test" if own or name in SOURCES else "all"
-    rows = eval_rows(ds, part, None)
+    ds, name, part, rows = detect_data(loaded, data, parse_kwargs(list(data_opt)) if data_opt else None, part,
+                                       skip_bad)
     torch.manual_seed(seed)
     det = detect(loaded, ds, rows, score, samples, normal_class, fpr=fpr, per_feature=per_feature)
-    write_output(csv_text(det), csv_path, force=force or out is None)
-    summary = det.summary() | {"data": name, "part": part, "csv": str(csv_path)}
-    if det.features is not None and det.feature_names is not None:
-        features = csv_path.with_name(csv_path.stem + "-features.csv")
-        write_output(feature_csv(det.rows, det.features, det.feature_names), features, force=force or out is None)
-        summary["per_feature_csv"] = str(features)
-    write_file(json_path, json_bytes(summary), force=force or out is None)
+    det.data, det.part = name, part
+    summary = write_detection(det, csv_path, force=force or out is None)
     click.echo(f"{len(rows):,} rows of {ds.name} ({part}) scored by {SCORES[det.score][2]}: {csv_path}")
     if det.auroc is not None and det.aupr is not None and det.anomaly is not None:
         click.echo(f"AUROC {det.auroc:.4f}  AUPR {det.aupr:.4f}  ({int(det.anomaly.sum()):,} anomalies; "
