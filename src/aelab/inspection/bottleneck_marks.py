@@ -140,10 +140,11 @@ def code_note(flow: DataFlow, codes: int, looked_up: int) -> str:
     """The quantiser: how many codes per sample, from which table, and the vectors they stand for."""
     arg, lookup = flow.producer_unit(codes), flow.producer_unit(looked_up)
     assert arg is not None and lookup is not None
-    n = flow.per_sample(codes) or 0
-    per = flow.per_sample(looked_up) or 0
-    return (f"The latent is quantised: {arg.name} ({arg.call.type}) picks {n:,} codes per sample, and {lookup.name} "
-            f"({lookup.call.type}) looks them up in its codebook, {per:,} values per sample that the decoder reads; "
+    n, per = flow.per_sample(codes), flow.per_sample(looked_up)  # None: the batch does not divide them
+    picks = f"{n:,} codes per sample" if n is not None else "its codes (how many per sample is not known)"
+    reads = f"{per:,} values per sample" if per is not None else "the vectors"
+    return (f"The latent is quantised: {arg.name} ({arg.call.type}) picks {picks}, and {lookup.name} "
+            f"({lookup.call.type}) looks them up in its codebook, {reads} that the decoder reads; "
             "the codes carry the information, so the real compression is higher than the ratio of values.")
 
 
