@@ -65,14 +65,6 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _make(spec: InputSpec | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A stand-in for one input on `device` (meta, or a device under an active FakeTensorMode): a tensor is
-    moved to meta when the model is on meta, else kept; a shape becomes an empty tensor."""
-    if isinstance(spec, torch.Tensor):
-        return spec.to(device) if device.type == "meta" else spec
-    return torch.empty(spec.shape, dtype=spec.dtype, device=device)
-
-
 @dataclass
 class PreparedInputs:
     """Inputs prepared for one run: the stand-ins the model gets, their real values, the real inputs."""
