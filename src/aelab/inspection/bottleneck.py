@@ -384,7 +384,7 @@ def _structure_notes(flow: DataFlow, spine: list[int], per_position: Any, word: 
     items = []
     for start, run, after in stretches(flow, spine):
         pp, _ = per_position(start)
-        width = f"{pp:,} per {word}" if pp is not None else f"{flow.per_sample(start) or 0:,} per sample"
+        width = f"{pp:,} per {word}" if pp is not None else flow.per_sample_text(start)
         items.append((start, run, after, width))
     notes = identity_notes(flow, items)
     steps = [u for v in spine[1:] if (u := flow.producer_unit(v)) is not None and u.is_move]

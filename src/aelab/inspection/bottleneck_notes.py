@@ -227,7 +227,7 @@ def bypass_note(flow: DataFlow, latent: int, bypassing: list[int], s: Sizes) -> 
     for v in bypassing:
         later = sorted(u for u in flow.values[v].consumers if u > point and flow.unit_on_path(u))
         to = flow.units[later[0]].name if later else "the output"
-        parts.append(f"{_name(flow, v)} ({flow.per_sample(v) or 0:,} per sample) reaches {to}")
+        parts.append(f"{_name(flow, v)} ({flow.per_sample_text(v)}) reaches {to}")
     return (f"Skip connections bypass the latent: {'; '.join(parts)} without passing through it, "
             f"{s.bypass:,} values per sample around the latent's {s.latent:,}.")
 

@@ -268,6 +268,12 @@ class DataFlow:
         n = self.values[vid].numel
         return n // self.batch if self.batch and n % self.batch == 0 else None
 
+    def per_sample_text(self, vid: int) -> str:
+        """'1,024 per sample', or what is known when the batch does not divide the value (never a 0)."""
+        n = self.per_sample(vid)
+        numel = self.values[vid].numel
+        return f"{n:,} per sample" if n is not None else f"{numel:,} in all, not divisible by the batch"
+
     def order(self, vid: int) -> int:
         """Position of a value on the time line: the index of the unit that produced it (-1: an input)."""
         p = self.values[vid].producer
