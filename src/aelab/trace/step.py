@@ -30,7 +30,6 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "adamw": ("AdamW", {"lr": 1e-3}),
 }
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-PHASES = ("forward", "loss", "backward", "optimizer", "zero_grad")
 
 
 def default_loss(outputs: Any, inputs: Sequence[torch.Tensor] = ()) -> torch.Tensor:
