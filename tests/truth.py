@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
 from aelab.trace.records import Trace
 from aelab.trace.tensors import flatten_tensors
@@ -25,18 +25,33 @@ def unique_storage_params(model: nn.Module) -> int:
     return total
 
 
-def flop_counter(model: nn.Module, *inputs: torch.Tensor) -> tuple[int, int]:
+def _sdpa(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    return int(sdpa_flop_count(query, key, value))
+
+
+def _sdpa_backward(grad_out: Any, query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None,
+                   **kwargs: Any) -> int:
+    return int(sdpa_backward_flop_count(grad_out, query, key, value))
+
+
+#: torch's own attention formulas (those of the CUDA kernels) for CPU's fused attention, which
+#: FlopCounterMode counts as 0: `flop_counter(..., mapping=CPU_ATTENTION)` is a real CPU run's count.
+CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa,
+                 torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward}
+
+
+def flop_counter(model: nn.Module, *inputs: torch.Tensor, mapping: Any = None) -> tuple[int, int]:
     """(forward, backward) FLOPs by FlopCounterMode on a real copy; backward of the sum of all outputs
-    with respect to the trainable parameters, like aelab's recorder."""
+    with respect to the trainable parameters, like aelab's recorder. `mapping`: formulas it lacks."""
     real = copy.deepcopy(model)
-    with FlopCounterMode(display=False) as fwd:
+    with FlopCounterMode(display=False, custom_mapping=mapping) as fwd:
         out = real(*inputs)
     diff = [t for t in flatten_tensors(out) if t.requires_grad and t.is_floating_point()]
     trainable = [p for p in real.parameters() if p.requires_grad]
     backward = 0
     if diff and trainable:
         loss = torch.stack([t.float().sum() for t in diff]).sum()
-        with FlopCounterMode(display=False) as bwd:
+        with FlopCounterMode(display=False, custom_mapping=mapping) as bwd:
             torch.autograd.grad(loss, trainable, allow_unused=True)
         backward = bwd.get_total_flops()
     return fwd.get_total_flops(), backward

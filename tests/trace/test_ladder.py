@@ -17,7 +17,7 @@ from torch import nn
 import aelab
 from aelab.trace.inputs import InputSpec
 from aelab.trace.materialize import Materializer
-from truth import flop_counter, unique_storage_params
+from truth import CPU_ATTENTION, flop_counter, unique_storage_params
 
 transformers = pytest.importorskip("transformers")
 IDS = InputSpec((2, 12), torch.long)  # batch 2: a batch-1 fallback would show
@@ -56,13 +56,11 @@ def _wav2vec2() -> nn.Module:
     return transformers.Wav2Vec2Model(cfg)
 
 
-def _eager(factory: Any, **kw: Any) -> nn.Module:
-    """The truth's copy: eager attention, so FlopCounterMode sees attention as the matmuls it is (it has no
-    formula for CPU's fused `_scaled_dot_product_flash_attention_for_cpu`; meta runs sdpa's math form)."""
+def _real(factory: Any, **kw: Any) -> nn.Module:
+    """The truth's copy: the model as built, so its sdpa takes the kernel a CPU run picks (the fused
+    `_scaled_dot_product_flash_attention_for_cpu`, counted with `CPU_ATTENTION`), as aelab's meta run does."""
     torch.manual_seed(0)
-    model = factory(**kw)
-    model.set_attn_implementation("eager")
-    return model
+    return factory(**kw)
 
 
 def _meta(factory: Any, **kw: Any) -> nn.Module:
@@ -92,7 +90,7 @@ def test_input_derived_reads_are_answered_on_meta_at_the_users_batch(factory: An
     assert report.trace.inputs[0].shape == (2, 12)
     assert any("answered exactly beside the meta run" in n for n in report.notes)
     assert not any("real forward" in n for n in report.notes)
-    real = _eager(factory, **kw)
+    real = _real(factory, **kw)
     assert report.summary.totals.params == unique_storage_params(real)
     real_kw = {k: torch.ones(2, 12, dtype=torch.long) for k in kwinputs}
     assert _flops(report) == _flop_counter_kw(real, torch.zeros(2, 12, dtype=torch.long), real_kw)
@@ -107,7 +105,7 @@ def _flop_counter_kw(model: nn.Module, ids: torch.Tensor, kw: dict[str, torch.Te
         def forward(self, x: torch.Tensor) -> Any:
             return self.m(x, **kw)
 
-    return flop_counter(Wrap(), ids)
+    return flop_counter(Wrap(), ids, mapping=CPU_ATTENTION)
 
 
 def test_full_shape_gpt2_tie_survives_on_meta_and_through_a_real_replay() -> None:
@@ -128,7 +126,7 @@ def test_full_shape_gpt2_tie_survives_on_meta_and_through_a_real_replay() -> Non
     torch.manual_seed(0)
     real = Reads()
     assert report.summary.totals.params == unique_storage_params(real)
-    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long))
+    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long), mapping=CPU_ATTENTION)
 
 
 def test_materialised_ties_share_values_and_buffers_are_real() -> None:
@@ -149,7 +147,7 @@ def test_deberta_v2_on_meta_is_not_called_wrong() -> None:
     torch.manual_seed(0)
     real = _deberta()
     assert report.summary.totals.params == unique_storage_params(real)
-    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long))
+    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long), mapping=CPU_ATTENTION)
 
 
 def test_a_stricter_meta_kernel_is_run_on_cpu_not_blamed_on_the_model() -> None:
@@ -165,8 +163,8 @@ def test_routing_read_from_the_weights_is_replayed_at_the_users_batch() -> None:
     report = aelab.inspect(meta, IDS)
     assert report.trace.error is None and report.trace.execution == "meta"
     assert any("replayed its" in n for n in report.notes)
-    real = _eager(_mixtral, experts_implementation="eager")
-    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long))
+    real = _real(_mixtral, experts_implementation="eager")
+    assert _flops(report) == flop_counter(real, torch.zeros(2, 12, dtype=torch.long), mapping=CPU_ATTENTION)
 
 
 def test_layerdrop_is_reported_as_one_random_draw_and_eval_makes_it_exact() -> None:
@@ -178,8 +176,8 @@ def test_layerdrop_is_reported_as_one_random_draw_and_eval_makes_it_exact() -> N
     evaluated = aelab.inspect(meta, (2, 400), eval_mode=True)
     assert not any("random draw" in n for n in evaluated.notes)
     assert meta.training and _rng()[0].equal(before[0]) and _rng()[1] == before[1]
-    real = _eager(_wav2vec2).eval()
-    assert _flops(evaluated) == flop_counter(real, torch.randn(2, 400))
+    real = _real(_wav2vec2).eval()
+    assert _flops(evaluated) == flop_counter(real, torch.randn(2, 400), mapping=CPU_ATTENTION)
 
 
 def test_meta_inputs_work_for_meta_and_real_models() -> None:
@@ -188,8 +186,7 @@ def test_meta_inputs_work_for_meta_and_real_models() -> None:
     on_cpu = aelab.inspect(_llama(), ids)
     assert on_meta.trace.error is None and on_cpu.trace.error is None
     assert on_meta.trace.inputs[0].shape == on_cpu.trace.inputs[0].shape == (2, 12)
-    # forward only: on the CPU model sdpa is the fused kernel, whose backward formula is not meta's math form
-    assert _flops(on_meta)[0] == _flops(on_cpu)[0]
+    assert _flops(on_meta) == _flops(on_cpu)  # meta runs the attention kernel the CPU model runs
 
 
 def test_cost_follows_the_same_ladder_at_the_users_batch() -> None:
@@ -198,8 +195,8 @@ def test_cost_follows_the_same_ladder_at_the_users_batch() -> None:
     meta = _meta(_gpt2, use_cache=False)  # its mask code reads `.all()` of an input-derived tensor
     result = cost(meta, torch.empty(2, 12, dtype=torch.long, device="meta"), freeze=["transformer.h.0"])
     assert any("answered exactly beside the meta run" in n for n in result.notes)
-    real = _eager(_gpt2, use_cache=False)
-    fwd, bwd = flop_counter(real, torch.zeros(2, 12, dtype=torch.long))
+    real = _real(_gpt2, use_cache=False)
+    fwd, bwd = flop_counter(real, torch.zeros(2, 12, dtype=torch.long), mapping=CPU_ATTENTION)
     assert (result.flops_forward, result.flops_backward_all) == (fwd, bwd)
     assert result.params_total == unique_storage_params(real)
 

@@ -26,14 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VQ_META = ("on meta, the value the VQ codebook reads (aten._local_scalar_dense in vq._codebook) is answered as "
            "computed from the inputs alone, though it depends on the encoder's weights: forward FLOPs 1.32x the real "
            "run's (1,347,584 vs 1,019,904)")
-META_SDPA = ("on meta, F.scaled_dot_product_attention takes the math path (bmm + softmax) where a CPU run takes "
-             "_scaled_dot_product_flash_attention_for_cpu, whose backward also recomputes the scores: backward "
-             "FLOPs are 2·B·H·Lq·Lk·E per attention short")
 # (model, check) -> why it fails today; strict, so a fix shows up as XPASS and the entry must go. The ladder
 # that fixes them (issue 10) is the trace engineer's.
 XFAIL: dict[tuple[str, str], str] = {
-    **{(m, "cli"): META_SDPA for m in ("autoencoder_kl", "bart", "llama", "mistral", "mixtral", "unet2d", "vit",
-                                        "whisper")},
     ("vqvae", "cli"): VQ_META,
 }
 

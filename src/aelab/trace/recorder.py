@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from aelab.trace import fastmeta
+from aelab.trace import attention, fastmeta
 from aelab.trace import flops as flop_rules
 from aelab.trace.materialize import known_buffers, meta_copy
 from aelab.trace.methods import recorded_methods
@@ -77,14 +77,22 @@ class _FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         st = self.state
+        call = functools.partial(func, *args, **kwargs)
+        if func in attention.SDPA and st.execution == "meta":  # the kernel a CPU run picks, not meta's math path
+            call = functools.partial(_attention, func, args, kwargs)
         names = _function_names(func) if st.phase == "forward" and not st.suppress_functions else None
         if names is None:
-            return func(*args, **kwargs)
+            return call()
         short, type_ = names
-        out = st.record_call("function", short, type_, (args, kwargs), lambda: func(*args, **kwargs))
+        out = st.record_call("function", short, type_, (args, kwargs), call)
         if short == "[]" and len(args) == 2:
             st.shadow.getitem(args[0], args[1], out)
         return out
+
+
+def _attention(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    out = attention.redirect(func, args, kwargs)
+    return func(*args, **kwargs) if out is None else out
 
 
 _SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
