@@ -70,7 +70,7 @@ def _cpu_choice(p: dict[str, Any]) -> int | None:
 
 def redirect(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The output of `func(*args, **kwargs)` computed by the kernel CPU would choose, or None to run `func`."""
-    if func not in SDPA:
+    if func not in SDPA or _autocasting():  # autocast casts for sdpa, not for the op called directly
         return None
     p = _bind(tuple(args), kwargs)
     if p is None or _cpu_choice(p) != _FLASH:
@@ -84,3 +84,8 @@ def redirect(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         q, p["key"], p["value"], float(p.get("dropout_p", 0.0)), bool(p.get("is_causal", False)),
         attn_mask=mask, scale=p.get("scale"))
     return out[0]
+
+
+def _autocasting() -> bool:
+    return torch.is_autocast_enabled() or torch.is_autocast_enabled("cpu")
+
