@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck bench system clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The anchors of bench/ are installed too: the suite runs every bench script's --quick mode.
+$(STAMP): pyproject.toml constraints.txt bench/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]' -r bench/requirements.txt
 	touch $(STAMP)
 
 system:
@@ -28,7 +29,6 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP) system
-	$(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
 	$(PY) bench/inspect_vs_anchors.py
 	$(PY) bench/train_vs_anchors.py
 
