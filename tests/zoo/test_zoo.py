@@ -19,7 +19,9 @@ from aelab.trace.inputs import parse_shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib puts no test folder on the path
 import zoo_models as models
-from zoo_truth import assert_unchanged, counted_flops, fingerprint, unique_storage_params
+from zoo_truth import assert_unchanged, counted_flops, fingerprint
+
+from truth import unique_storage_params
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[2]

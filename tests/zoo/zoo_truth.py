@@ -13,20 +13,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.trace.tensors import flatten_tensors
+from truth import CPU_ATTENTION
 
 aten = torch.ops.aten
-
-
-def _sdpa(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-    return int(sdpa_flop_count(query, key, value))
-
-
-def _sdpa_backward(grad_out: Any, query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None,
-                   **kwargs: Any) -> int:
-    return int(sdpa_backward_flop_count(grad_out, query, key, value))
 
 
 def _grouped_mm(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
@@ -38,21 +30,7 @@ def _grouped_mm(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any
     return 2 * int(torch.Size(out_shape).numel()) * contraction
 
 
-MISSING_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa,
-                    aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward,
-                    aten._grouped_mm: _grouped_mm}
-
-
-def unique_storage_params(model: nn.Module) -> int:
-    """Parameters summed once per storage (tied weights once), from the tensors' storages."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for _, p in model.named_parameters(remove_duplicate=False):
-        key = (p.untyped_storage().data_ptr(), p.storage_offset())
-        if key not in seen:
-            seen.add(key)
-            total += p.numel()
-    return total
+MISSING_FORMULAS = {**CPU_ATTENTION, aten._grouped_mm: _grouped_mm}
 
 
 def counted_flops(model: nn.Module, args: list[Any], kwargs: dict[str, Any], freeze: str = "") -> tuple[int, int]:
