@@ -1,4 +1,5 @@
-"""A meta buffer's recovered value: torch's norm statistics answered directly equal the general path's."""
+"""A meta buffer's recovered value: torch's norm statistics answered directly equal the general path's; a
+constructor's `torch.tensor(True)` flag keeps its value, and a bool buffer nothing writes is not a recovered False."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import aelab
 from aelab.trace.materialize import Materializer, _norm_statistic
 
 NORMS = [lambda: nn.BatchNorm1d(7), lambda: nn.BatchNorm2d(5), lambda: nn.BatchNorm3d(3),
@@ -57,3 +59,38 @@ def test_a_recovered_value_is_fresh_each_time() -> None:
     first += 1  # what the shadow does with `num_batches_tracked += 1`
     again = mat.buffer_value(model[0].num_batches_tracked)  # type: ignore[arg-type]
     assert again is not None and int(again) == 0
+
+
+class Flagged(nn.Module):
+    """vector-quantize-pytorch's codebook in small: a `torch.tensor(True)` flag that skips an init branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.register_buffer("initted", torch.tensor(True))
+        self.register_buffer("unset", torch.zeros(2, dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.initted:
+            x = self.lin(self.lin(x))  # the branch the real model skips
+        return self.lin(x)
+
+
+def test_a_buffer_made_by_torch_tensor_on_meta_keeps_its_value() -> None:
+    from aelab.trace.build import construct
+
+    model = construct(Flagged, {}, "meta")
+    assert model.initted.device.type == "meta"
+    got = Materializer(model).buffer_value(model.initted)  # type: ignore[arg-type]
+    assert got is not None and got.dtype == torch.bool and bool(got)
+    report = aelab.inspect(model, torch.zeros(2, 4, device="meta"))
+    assert report.summary.totals.flops_forward == 2 * 2 * 4 * 4
+
+
+def test_a_bool_buffer_no_init_writes_is_not_recovered_as_false() -> None:
+    with torch.device("meta"):
+        model = Flagged()  # built without `construct`: nothing recorded the constructor's values
+    mat = Materializer(model)
+    assert mat.buffer_value(model.initted) is None  # type: ignore[arg-type]
+    values = mat.module_values(model, "", note=True)
+    assert values["initted"].dtype == torch.bool and "initted" in mat.unrecovered

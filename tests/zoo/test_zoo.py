@@ -25,14 +25,9 @@ from truth import unique_storage_params
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[2]
-VQ_META = ("on meta, the value the VQ codebook reads (aten._local_scalar_dense in vq._codebook) is answered as "
-           "computed from the inputs alone, though it depends on the encoder's weights: forward FLOPs 1.32x the real "
-           "run's (1,347,584 vs 1,019,904)")
 # (model, check) -> why it fails today; strict, so a fix shows up as XPASS and the entry must go. The ladder
 # that fixes them (issue 10) is the trace engineer's.
-XFAIL: dict[tuple[str, str], str] = {
-    ("vqvae", "cli"): VQ_META,
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _real(spec_text: str) -> torch.Tensor:

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 from aelab.trace.materialize import remember_buffers
 from aelab.trace.modes import DispatchMode
@@ -49,6 +51,32 @@ class _FollowBuild(DispatchMode):
         return out
 
 
+_FROM_DATA = frozenset({torch.tensor, torch.as_tensor, torch.asarray})
+
+
+class _FollowData(TorchFunctionMode):
+    """`torch.tensor(True)` under the meta device copies its CPU data to meta below the dispatcher, so no op of
+    `_FollowBuild` sees the value (vector-quantize-pytorch's `initted` flag came back as an unrecoverable
+    zero: False, and k-means ran on meta where the real model skips it). Made from Python data only, the
+    value is a constant: build it on CPU too and hand it to the shadow."""
+
+    def __init__(self, shadow: Shadow) -> None:
+        super().__init__()
+        self.shadow = shadow
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in _FROM_DATA and isinstance(out, torch.Tensor) and out.device.type == "meta" \
+                and out.numel() <= self.shadow.max_numel \
+                and not any(isinstance(a, torch.Tensor) for a in tree_flatten((args, kwargs))[0]):
+            with torch._C.DisableTorchFunction():
+                real = func(*args, **{**kwargs, "device": "cpu"})
+            if isinstance(real, torch.Tensor) and real.shape == out.shape and real.dtype == out.dtype:
+                self.shadow.set(out, real, 0)
+        return out
+
+
 def construct(factory: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
     """`factory(**kwargs)` under `torch.device(device)`. On meta, the buffers' real values are kept (see
     `_FollowBuild`); a constructor that refuses meta (it reads a value, or calls a CPU-only routine) is
@@ -59,7 +87,7 @@ def construct(factory: Any, kwargs: dict[str, Any], device: str | None) -> nn.Mo
             return factory(**kwargs)
     follow = _FollowBuild()
     try:
-        with torch.device("meta"), follow:
+        with torch.device("meta"), follow, _FollowData(follow.shadow):
             model = factory(**kwargs)
     except Exception as exc:
         with torch.device("cpu"):

@@ -163,8 +163,10 @@ class Materializer:
                 if full in self.built:
                     shell._buffers[attr] = self.built[full].clone()
                 else:
+                    # a bool buffer gets a uint8 7 that no bool holds: an init that writes True/False leaves 1/0,
+                    # one that writes nothing is seen as such (a False mark was taken for a recovered False)
                     mark = torch.full(b.shape, float("nan") if b.is_floating_point() else -7, dtype=b.dtype) \
-                        if b.dtype != torch.bool else torch.zeros(b.shape, dtype=b.dtype)
+                        if b.dtype != torch.bool else torch.full(b.shape, 7, dtype=torch.uint8)
                     shell._buffers[attr] = mark
                     sentinel[attr] = mark.clone()
             hf = self.init_fn.get(id(module))
@@ -186,11 +188,12 @@ class Materializer:
                 if attr in sentinel:
                     mark = sentinel[attr]
                     same = (b == mark) | (b.isnan() & mark.isnan()) if b.is_floating_point() else b == mark
-                    if b.dtype != torch.bool and bool(same.any()):
+                    if bool(same.any()):
                         self._sentinel_left.add(full)
                         if note and full not in self.unrecovered:
                             self.unrecovered.append(full)
                         b = torch.where(same, torch.zeros((), dtype=b.dtype), b)
+                    b = b.to(module._buffers[attr].dtype)  # type: ignore[union-attr]
                 out[attr] = b
             return out
 
