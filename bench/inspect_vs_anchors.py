@@ -216,17 +216,15 @@ NOTES_PROFILE = (
     'ed VAE 32 → 10-12, ResNet-50 333 → 69, Llama-7B ≈1370 → ≈380. From a shell, `torch._dynamo` and `sym'
     "py` (2.6 s of a 10 s run under load) were imported by torch's `_disable_dynamo` wrapper around every"
     " dispatch mode and by meta reference kernels; aelab's modes now opt out (`trace/modes.py`) and the s"
-    "eed MLP imports neither.\n\nWhat remains, measured on this run's code: the tracing ladder's shadow v"
-    "alues (`trace/shadow.py`) ask `materialize.buffer_value` for every BatchNorm's buffers when `num_bat"
-    "ches_tracked += 1` runs, which re-runs the module's initialisation under `torch.manual_seed` (2 ms p"
-    "er call): 47% of the ResNet-50 trace (53 modules, 144 of 309 ms profiled) and 35% of the seed VAE's,"
-    ' the whole gap to the two torchinfo targets (ResNet-50 would be ≈0.6× torchinfo without it). On the '
-    'seed VAE the rest is the fixed Python cost of three recording layers on 48 ops and 69 calls (~10-20 '
-    "µs per op, a few dicts per call) against torchinfo's hooks on a 3 ms real forward: ≤ 1.0× there woul"
-    'd need a recorder that does less per op than a forward hook does per module; the target is set below'
-    " what this design reaches. On Llama the attention takes torch's math path on meta (bmm, softmax, tri"
-    'l) where a CPU run takes the flash kernel (also the cause of the backward-FLOPs xfails in tests/zoo)'
-    "; from a shell the table's `rich` import (~0.3 s) remains.")
+    "eed MLP imports neither.\n\n"
+    "What remains, measured on this run's code: the BatchNorm buffer recovery that was 47% of the ResNet-"
+    "50 trace now answers torch's norm statistics directly (ResNet-50 150 → 92 ms, seed VAE 40 → 19 ms CP"
+    'U in a loaded profile), and attention on meta runs the flash-for-CPU kernel a real CPU run takes (`t'
+    "race/attention.py`), so backward FLOPs equal a real run's. On the seed VAE the rest is the fixed Pyt"
+    'hon cost of three recording layers on 48 ops and 69 calls (~10-20 µs per op, a few dicts per call; t'
+    "he shadow's per-op check ~11%) against torchinfo's hooks on a 3 ms real forward: ≤ 1.0× there needs "
+    "a recorder that does less per op than a forward hook does per module. From a shell the table's `rich"
+    '` import (~0.3 s) remains.')
 
 
 def main() -> None:
