@@ -40,12 +40,18 @@ CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sd
                  torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward}
 
 
-def flop_counter(model: nn.Module, *inputs: torch.Tensor, mapping: Any = None) -> tuple[int, int]:
+def flop_counter(model: nn.Module, *inputs: torch.Tensor, mapping: Any = None,
+                 kwinputs: dict[str, Any] | None = None, freeze: str = "") -> tuple[int, int]:
     """(forward, backward) FLOPs by FlopCounterMode on a real copy; backward of the sum of all outputs
-    with respect to the trainable parameters, like aelab's recorder. `mapping`: formulas it lacks."""
+    with respect to the trainable parameters (those not under the name prefix `freeze`), like aelab's
+    recorder. `mapping`: formulas it lacks."""
     real = copy.deepcopy(model)
+    if freeze:
+        for name, p in real.named_parameters():
+            if name.startswith(freeze):
+                p.requires_grad_(False)
     with FlopCounterMode(display=False, custom_mapping=mapping) as fwd:
-        out = real(*inputs)
+        out = real(*inputs, **(kwinputs or {}))
     diff = [t for t in flatten_tensors(out) if t.requires_grad and t.is_floating_point()]
     trainable = [p for p in real.parameters() if p.requires_grad]
     backward = 0

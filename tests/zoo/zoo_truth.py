@@ -8,15 +8,12 @@ tests/trace/test_flops_registry.py. Nothing here reads aelab's registry.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from aelab.trace.tensors import flatten_tensors
-from truth import CPU_ATTENTION
+from truth import CPU_ATTENTION, flop_counter
 
 aten = torch.ops.aten
 
@@ -34,24 +31,9 @@ MISSING_FORMULAS = {**CPU_ATTENTION, aten._grouped_mm: _grouped_mm}
 
 
 def counted_flops(model: nn.Module, args: list[Any], kwargs: dict[str, Any], freeze: str = "") -> tuple[int, int]:
-    """(forward, backward) FLOPs on a real copy of `model`; backward of the sum of every differentiable
-    output w.r.t. the trainable parameters (those not under `freeze`), as aelab defines it."""
-    real = copy.deepcopy(model)
-    if freeze:
-        for name, p in real.named_parameters():
-            if name.startswith(freeze):
-                p.requires_grad_(False)
-    with FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS) as fwd:
-        out = real(*args, **kwargs)
-    diff = [t for t in flatten_tensors(out) if t.requires_grad and t.is_floating_point()]
-    trainable = [p for p in real.parameters() if p.requires_grad]
-    backward = 0
-    if diff and trainable:
-        loss = torch.stack([t.float().sum() for t in diff]).sum()
-        with FlopCounterMode(display=False, custom_mapping=MISSING_FORMULAS) as bwd:
-            torch.autograd.grad(loss, trainable, allow_unused=True)
-        backward = bwd.get_total_flops()
-    return fwd.get_total_flops(), backward
+    """(forward, backward) FLOPs on a real copy of `model`, counting the formulas FlopCounterMode lacks;
+    backward w.r.t. the parameters not under `freeze`, as aelab defines it."""
+    return flop_counter(model, *args, mapping=MISSING_FORMULAS, kwinputs=kwargs, freeze=freeze)
 
 
 def fingerprint(model: nn.Module) -> dict[str, Any]:
