@@ -116,9 +116,18 @@ def test_batch_norm_declines_channels_last() -> None:
 
 
 def test_run_falls_back_to_torch() -> None:
-    x = _meta((4, 6)).t()
-    _same(fastmeta.run(aten.add.Tensor, (x, x), {}), aten.add.Tensor(x, x))
-    _same(fastmeta.run(aten.mm.default, (x, x.t()), {}), aten.mm.default(x, x.t()))
+    # Cases the shape-only kernels decline (integer add, mixed-dtype mm, mismatched mm): `run` must give
+    # torch's own result, and torch's own error where torch raises (mismatched mm).
+    ints = _meta((4, 6), torch.int64)
+    assert KERNELS[aten.add.Tensor](ints, ints) is NotImplemented
+    _same(fastmeta.run(aten.add.Tensor, (ints, ints), {}), aten.add.Tensor(ints, ints))
+    a, b = _meta((4, 6)), _meta((6, 3), torch.float64)
+    assert KERNELS[aten.mm.default](a, b) is NotImplemented
+    _same(fastmeta.run(aten.mm.default, (a, b), {}), aten.mm.default(a, b))
+    c = _meta((5, 3))
+    assert KERNELS[aten.mm.default](a, c) is NotImplemented
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        fastmeta.run(aten.mm.default, (a, c), {})
 
 
 def _views(x: torch.Tensor) -> list[torch.Tensor]:
