@@ -10,7 +10,8 @@ The ladder, each rung tried only when the one before cannot answer (the notes sa
    time and freed after it (`trace.materialize`), then rung 1 again replaying its answers (backward too).
 3. the replay diverges, or rung 1 failed in Python code: a recorded real forward (module by module on a
    meta model, forward only). The model is called wrong (`Trace.error`) only when a real forward fails too.
-Every RNG is restored afterwards; the model comes back unchanged.
+Every RNG is restored afterwards (torch's, Python's, NumPy's, the generators a module holds); the model comes
+back unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
 from aelab.trace.build import build_notes
+from aelab.trace.hostrng import draw_words, held_states
 from aelab.trace.inputs import InputSpec
 from aelab.trace.materialize import all_rng_restored, real_answers, streamed
 from aelab.trace.params import restore, snapshot
@@ -151,13 +153,14 @@ def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping
     specs = [as_input_spec(x) for x in inputs]
     kwspecs = {k: as_input_spec(v) for k, v in (kwinputs or {}).items()}
     notes: list[str] = []
-    with all_rng_restored():
+    with all_rng_restored(), held_states(model) as held:
         try:
             trace = _rung1(model, specs, kwspecs, backward=backward, eval_mode=eval_mode)
             if trace.error is not None and trace.error.op is None:
                 trace = _blame(model, specs, kwspecs, trace, notes, backward=backward, eval_mode=eval_mode)
         except NeedsRealForward as exc:
             trace = _rung2(model, specs, kwspecs, exc, notes, backward=backward, eval_mode=eval_mode)
+        trace.host_draws += held.draws(eval_mode)
     trace.notes = build_notes(model) + _notes(trace) + notes + trace.notes
     return trace
 
@@ -224,13 +227,14 @@ def _first_line(text: str) -> str:
 
 
 def _notes(trace: Trace) -> list[str]:
-    """Which mode ran and why: the values read, where their answers came from, kernels retried on CPU."""
+    """Which mode ran and why: the values read, where their answers came from, kernels retried on CPU, random
+    draws (torch's, Python's, NumPy's) the count depends on."""
     out: list[str] = []
     if trace.probes:
         for op, why in trace.probes.items():
             out.append(f"The {trace.execution} kernel of {op} refused ({_first_line(why)}); the CPU kernel runs "
                        "it, so its output shapes were taken from a CPU run on zeros of the same shapes.")
-    if not trace.reads:
+    if not trace.reads and not trace.host_draws:
         return out
     exact = [r for r in trace.reads if not r.taint & (RANDOM | REPLAYED)]
     if exact:
@@ -241,11 +245,18 @@ def _notes(trace: Trace) -> list[str]:
                    + ("; inputs given as shapes stand for integers 0, masks and booleans 1, floats N(0, 1): pass "
                       "tensors through the API for your values." if synthetic else "."))
     random_reads = [r for r in trace.reads if r.random]
-    if random_reads:
-        verb = "chooses" if len(random_reads) == 1 else "choose"
-        out.append(f"This count is one random draw: {_where(random_reads)} {verb}"
-                   " control flow from a random number (e.g. LayerDrop in train mode); trace in eval mode with "
-                   "`--eval` for a deterministic one.")
+    causes = [f"{_where(random_reads)} {'chooses' if len(random_reads) == 1 else 'choose'} control flow from a "
+              "random number (e.g. LayerDrop in train mode)"] if random_reads else []
+    drawn = [d for d in trace.host_draws if d.training]
+    if drawn:
+        causes.append(draw_words(drawn))
+    if causes:
+        out.append(f"This count is one random draw: {'; '.join(causes)}; trace in eval mode with `--eval` for a "
+                   "deterministic one.")
+    idle = [d for d in trace.host_draws if not d.training]
+    if idle:
+        out.append(f"In eval mode, {draw_words(idle)}: the count is exact unless that number changes what runs "
+                   "(a LayerDrop written without a training check).")
     replayed = [r for r in trace.reads if r.taint & REPLAYED and not r.random]
     if replayed:
         out.append(f"{_where(replayed)}: values computed from the weights (e.g. which experts run) come from one "

@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from aelab.trace import attention, fastmeta
+from aelab.trace import attention, fastmeta, hostrng
 from aelab.trace import flops as flop_rules
 from aelab.trace.materialize import known_buffers, meta_copy
 from aelab.trace.methods import recorded_methods
@@ -333,8 +333,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     gc_enabled = gc.isenabled()
     gc.disable()  # a run allocates records by the thousand: cyclic GC passes over them cost 20-30%
     try:
-        with fake_ctx, inner if inner is not None else contextlib.nullcontext(), _recording(st), \
-                recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
+        with hostrng.watched(model, st) as host, fake_ctx, inner if inner is not None else contextlib.nullcontext(), \
+                _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
                 with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -369,7 +369,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
                  backward_requested=backward,
                  error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()},
-                 methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes))
+                 methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes), host_draws=host.draws())
 
 
 def _record_backward(trainable: list[torch.Tensor], st: State, outs: list[torch.Tensor]) -> bool:

@@ -118,6 +118,17 @@ class Read:
         return bool(self.taint & 1)
 
 
+@dataclass(frozen=True)
+class HostDraw:
+    """Random numbers the run drew outside torch, from Python's `random` or NumPy (`aelab.trace.hostrng`)."""
+
+    rng: str  # "numpy" | "python"
+    call: str  # "np.random.rand", "random.uniform", "its Generator `rng`"; "" when only the RNG's state showed it
+    module: str | None  # the module path running ("" = the root); None: not placed (seen only by its state)
+    training: bool  # that module was in training mode (--eval may make the draw steer nothing)
+    count: int = 1  # calls of `call` there
+
+
 @dataclass
 class Trace:
     """Everything recorded from one run of a model."""
@@ -141,6 +152,7 @@ class Trace:
     methods: list[MethodCall] = field(default_factory=list)  # the model's encode()/decode() calls, in order
     reads: list[Read] = field(default_factory=list)  # values the program read, answered without the weights
     probes: dict[str, str] = field(default_factory=dict)  # op -> why its meta/fake kernel refused (CPU ran it)
+    host_draws: list[HostDraw] = field(default_factory=list)  # draws from Python's `random` or NumPy
 
     def call(self, cid: int) -> CallEvent:
         return self.calls[cid]
