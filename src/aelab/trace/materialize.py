@@ -27,7 +27,7 @@ import random
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -36,7 +36,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
 from aelab.trace.modes import DispatchMode
-from aelab.trace.shadow import NOTHING, _kind
+from aelab.trace.shadow import NOTHING, Shadow, _kind
 
 # model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
 _BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -366,26 +366,28 @@ def meta_copy(t: torch.Tensor) -> torch.Tensor:
     return nn.Parameter(stand, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else stand
 
 
-def known_buffers(shadow: Any, model: nn.Module, swapped: dict[str, torch.Tensor],
-                  real_of: dict[str, torch.Tensor]) -> None:
-    """Buffers' values, looked up only if the run reads something computed from them: a real buffer's own
-    values; a meta buffer's as `aelab.trace.materialize` recovers them (None when it cannot)."""
-    params = {n for n, _ in model.named_parameters()}
-    mat = None
+def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torch.Tensor]) -> None:
+    """Defer each buffer's value to the first read of its stand-in (`stand_ins[name]`, else the buffer
+    itself): a real buffer's own values (on CPU); a meta buffer's as `Materializer` recovers them (a rotary
+    `inv_freq` computed in `__init__`, BatchNorm's statistics), unknown when it cannot. The trace's run and
+    the training step's both look buffers up here."""
+    params = {id(p) for p in model.parameters()}  # a tensor that is a parameter too is never known
+    mat: Materializer | None = None
     for name, b in model.named_buffers():
-        stand = swapped.get(name, b)
-        real = real_of.get(name)
-        if real is not None:
-            def own(r: torch.Tensor = real) -> tuple[torch.Tensor, int] | None:
-                return r.detach().clone(), 0
+        stand = stand_ins.get(name, b)
+        if id(b) in params or id(stand) in params:
+            continue
+        if b.device.type != "meta":
+            def own(r: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
+                return r.detach().cpu().clone(), 0
 
-            shadow.lazy[id(stand)] = own
-        elif b.device.type == "meta" and name not in params:
-            if mat is None:
-                mat = Materializer(model)
+            shadow.defer(stand, own)
+            continue
+        if mat is None:
+            mat = Materializer(model)
 
-            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
-                value = mat.buffer_value(b)
-                return (value, 0) if value is not None else None
+        def recover(b: torch.Tensor = b, mat: Materializer = mat) -> tuple[torch.Tensor, int] | None:
+            value = mat.buffer_value(b)
+            return (value, 0) if value is not None else None
 
-            shadow.lazy[id(stand)] = recover
+        shadow.defer(stand, recover)

@@ -292,15 +292,12 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     # A meta model with some real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)
     # runs on meta copies of those.
     swapped: dict[str, torch.Tensor] = {}
-    real_of: dict[str, torch.Tensor] = {}
     named = [*model.named_parameters(), *model.named_buffers()]
     if fake_mode is not None:
         with fake_mode:
             swapped = {n: fake_mode.from_tensor(t) for n, t in named}
-        real_of = dict(named)
     elif execution == "meta" and any(t.device.type != "meta" for _, t in named):
         swapped = {n: t if t.device.type == "meta" else meta_copy(t) for n, t in named}
-        real_of = {n: t for n, t in named if t.device.type != "meta"}
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in model.parameters() if p.requires_grad])
     param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
@@ -309,7 +306,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     st.oracle = oracle
     for t, value, taint in known:
         st.shadow.set(t, value, taint)
-    known_buffers(st.shadow, model, swapped, real_of)
+    known_buffers(st.shadow, model, swapped)
     snap = snapshot(model)
     if eval_mode:
         model.eval()

@@ -8,7 +8,8 @@ have a known value gets its real result too, so a read of that value has an exac
 continues at the user's batch, with no weights allocated.
 
 What is known: real tensors (constants the code made on CPU), inputs (the user's tensors, or values
-synthesised for a shape, see `synthetic_input`), buffers with values, and whatever is computed from them only.
+synthesised for a shape, see `synthetic_input`), buffers with values (looked up at the first read of their
+storage, `Shadow.defer`, unless a write of unknown values came first), and whatever is computed from them only.
 Parameters are never known. A result larger than `max_numel` elements is not computed (it becomes unknown):
 the values a program reads are masks and indices, not activations.
 
@@ -28,6 +29,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace.deferred import Deferred
 from aelab.trace.modes import DispatchMode
 from aelab.trace.records import Read
 
@@ -72,7 +74,7 @@ class Shadow:
         self._by_storage: dict[int, list[int]] = {}
         self.reads: list[Read] = []
         self._real_taint: dict[int, tuple[torch.Tensor, int]] = {}  # real tensors made by RNG ops, and after
-        self.lazy: dict[int, Callable[[], tuple[torch.Tensor, int] | None]] = {}  # id -> value on first use
+        self._deferred: dict[int, Deferred] = {}  # storage -> values looked up on its first read (`defer`)
 
     # --- the table ---------------------------------------------------------------------------------
     def set(self, t: torch.Tensor, value: torch.Tensor, taint: int = 0) -> None:
@@ -94,18 +96,46 @@ class Shadow:
         hit = self._known.get(id(t))
         if hit is not None and hit[0] is t:
             return hit[1], hit[2]
-        lazy = self.lazy.pop(id(t), None)
-        if lazy is not None:
-            got = lazy()
-            if got is not None:
-                self.set(t, *got)
-                return got
-        return None
+        return self._read_deferred(t) if self._deferred else None
+
+    def defer(self, t: torch.Tensor, value: Callable[[], tuple[torch.Tensor, int] | None]) -> None:
+        """`value()` gives stand-in `t`'s (value, taint), or None when it cannot: called only when the run
+        first reads `t`, or any tensor on its storage (a view, `.data`), outside every mode. A write of unknown
+        values to that storage before then (`forget`) drops it: the initial value is no longer the value."""
+        if is_real(t):
+            return
+        self._deferred.setdefault(_storage(t), Deferred()).stand_ins.append((t, value))
+
+    def _read_deferred(self, t: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """`t`'s value from its storage's deferred values: every stand-in on it is looked up, into one real
+        mirror of the storage when they share a dtype, so a view of them is answered and aliases as on meta."""
+        key = _storage(t)
+        entry = self._deferred.get(key)
+        if entry is None:
+            return None
+        if entry.stand_ins:
+            pending, entry.stand_ins = entry.stand_ins, []
+            with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
+                for stand, value in pending:
+                    got = value()
+                    if got is not None:
+                        self.set(stand, entry.hold(stand, got[0], got[1], self.max_numel), got[1])
+            hit = self._known.get(id(t))
+            if hit is not None and hit[0] is t:
+                return hit[1], hit[2]
+        with _disable_current_modes(), torch._C.DisableTorchFunction():
+            got = entry.view(t)
+        if got is None:
+            return None
+        self.set(t, *got)
+        return got
 
     def forget(self, t: torch.Tensor) -> None:
         """`t` was written with values we do not know: it and every tensor sharing its storage are unknown."""
-        for key in self._by_storage.pop(_storage(t), []):
-            self._known.pop(key, None)
+        key = _storage(t)
+        for known in self._by_storage.pop(key, []):
+            self._known.pop(known, None)
+        self._deferred.pop(key, None)
         self._known.pop(id(t), None)
 
     def _known_one(self, x: Any) -> bool:

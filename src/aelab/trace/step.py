@@ -18,6 +18,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
+from aelab.trace.materialize import known_buffers
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs
 from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
@@ -84,8 +85,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
                  args: Sequence[Any], kwargs: Mapping[str, Any], *, optimizers: Sequence[str] = ("adam",),
                  amp: str = "off", loss: str = "sum", checkpoint: Sequence[str] = (),
                  foreach: bool | None = None, context: Any = None,
-                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
-                 lazy: Mapping[int, Callable[[], tuple[torch.Tensor, int] | None]] | None = None) -> StepLog:
+                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = ()) -> StepLog:
     """Record a training step of `model` with `params`/`buffers` standing in for its own (fake or meta
     tensors; `requires_grad` on a parameter says it trains), for each optimizer in `optimizers`.
 
@@ -98,9 +98,9 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     "<opt>:steady_end", "<opt>:gone".
 
     `context` is entered around forward and backward (a FakeTensorMode for fake execution). `known` gives
-    the real values of some stand-ins (the inputs') and `lazy` ways to get others (buffers), so a value the
-    forward reads is answered exactly (`aelab.trace.shadow`). The model's own tensors, flags and training
-    mode are not touched.
+    the real values of some stand-ins (the inputs'); the buffers' are looked up when the forward reads them
+    (`aelab.trace.materialize.known_buffers`), so a value the forward reads is answered exactly
+    (`aelab.trace.shadow`). The model's own tensors, flags and training mode are not touched.
     """
     for name in optimizers:
         if name not in OPTIMIZERS:
@@ -115,7 +115,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     shadow = Shadow(table=WeakKnown())  # a known mask dies when the step drops it
     for t, value, taint in known:
         shadow.set(t, value, taint)
-    shadow.lazy.update(lazy or {})
+    known_buffers(shadow, model, buffers)
     meta = any(t.device.type == "meta" for t in params.values())
     mode = _Lifetimes(log, scope.where, shadow, meta=meta)
     scope.mode = mode
@@ -227,38 +227,10 @@ def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspec
                       for n, p in model.named_parameters()}
             buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
     return record_steps(model, params, buffers, inp.args, inp.kwargs, optimizers=optimizers, amp=amp, loss=loss,
-                        checkpoint=checkpoint, foreach=foreach, context=mode, known=inp.known,
-                        lazy=_buffer_values(model, buffers, fake))
+                        checkpoint=checkpoint, foreach=foreach, context=mode, known=inp.known)
 
 
 def _meta(t: torch.Tensor) -> torch.Tensor:
     """A meta stand-in (a meta model's stray CPU tensor, a legacy `torch.Tensor(...)`, becomes meta too)."""
     return t.detach() if t.device.type == "meta" else torch.empty_strided(tuple(t.shape), tuple(t.stride()),
                                                                            dtype=t.dtype, device="meta")
-
-
-def _buffer_values(model: nn.Module, stand_ins: Mapping[str, torch.Tensor],
-                   fake: bool) -> dict[int, Callable[[], tuple[torch.Tensor, int] | None]]:
-    """How to get each buffer's real value if the forward reads it: a real buffer's own values; a meta
-    buffer's as `aelab.trace.materialize` recovers them (rotary `inv_freq`, computed in `__init__`)."""
-    out: dict[int, Callable[[], tuple[torch.Tensor, int] | None]] = {}
-    mat = None
-    for name, b in model.named_buffers():
-        stand = stand_ins[name]
-        if fake or b.device.type != "meta":
-            def own(r: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
-                return r.detach().cpu().clone(), 0
-
-            out[id(stand)] = own
-        else:
-            if mat is None:
-                from aelab.trace.materialize import Materializer
-
-                mat = Materializer(model)
-
-            def recover(b: torch.Tensor = b, mat: Any = mat) -> tuple[torch.Tensor, int] | None:
-                value = mat.buffer_value(b)
-                return (value, 0) if value is not None else None
-
-            out[id(stand)] = recover
-    return out
