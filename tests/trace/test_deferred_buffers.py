@@ -114,3 +114,16 @@ def test_the_shadow_forgets_a_deferred_value_by_storage_and_answers_its_views() 
     assert sh.get(other.view(3, 1)) is not None
     assert sh.get(torch.empty(3, device="meta")) is None  # an unrelated storage
 
+
+class OutWrite(Width):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.add((self.lin.weight > 5).sum(), 1, out=self.width)  # written by keyword: aten.add.out's `out=`
+        return self.lin(x)[:, : int(self.width.item())]
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_buffer_written_through_out_is_unknown_too(device: str) -> None:
+    report = aelab.inspect(construct(OutWrite, {}, device), torch.zeros(2, 4))
+    assert report.trace.outputs[0].shape == (2, 1)
+    assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]
+

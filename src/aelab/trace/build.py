@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_flatten
 
 from aelab.trace.materialize import remember_buffers
 from aelab.trace.modes import DispatchMode
-from aelab.trace.shadow import Shadow, _kind
+from aelab.trace.shadow import Shadow, _kind, written
 
 _BUILD_NOTES: weakref.WeakKeyDictionary[nn.Module, list[str]] = weakref.WeakKeyDictionary()
 
@@ -41,11 +41,10 @@ class _FollowBuild(DispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        reads, random, _, mutated = _kind(func)
+        reads, random, _ = _kind(func)
         if random:  # a random init is not a value we can promise; drawing it for real would cost the RNG
-            for i in mutated:
-                if i < len(args) and isinstance(args[i], torch.Tensor):
-                    self.shadow.forget(args[i])
+            for t in written(func, args, kwargs):
+                self.shadow.forget(t)
         elif not reads:
             self.shadow.after(func, args, kwargs, out)
         return out

@@ -44,16 +44,28 @@ def is_real(t: torch.Tensor) -> bool:
 
 
 @functools.lru_cache(maxsize=2048)
-def _kind(func: Any) -> tuple[bool, bool, bool, tuple[int, ...]]:
-    """(reads values, random, overwrites its first argument whatever it held, mutated argument positions)."""
+def _kind(func: Any) -> tuple[bool, bool, bool]:
+    """(reads values, random, overwrites its first argument whatever it held)."""
     tags = set(func.tags)
     reads = torch.Tag.data_dependent_output in tags or torch.Tag.dynamic_output_shape in tags
     random = torch.Tag.nondeterministic_seeded in tags
-    name = func.overloadpacket.__name__
-    overwrite = name in _OVERWRITE
-    mutated = tuple(i for i, a in enumerate(func._schema.arguments)
-                    if a.alias_info is not None and a.alias_info.is_write)
-    return reads, random, overwrite, mutated
+    return reads, random, func.overloadpacket.__name__ in _OVERWRITE
+
+
+@functools.lru_cache(maxsize=2048)
+def _mutated(func: Any) -> tuple[tuple[int, str], ...]:
+    """(position, name) of each argument `func` writes."""
+    return tuple((i, a.name) for i, a in enumerate(func._schema.arguments)
+                 if a.alias_info is not None and a.alias_info.is_write)
+
+
+def written(func: Any, args: Any, kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors `func` writes in place, given by position, by keyword (`out=`) or in a list (`_foreach_*_`)."""
+    out: list[torch.Tensor] = []
+    for i, name in _mutated(func):
+        arg = args[i] if i < len(args) else kwargs.get(name)
+        out.extend(t for t in (arg if isinstance(arg, (list, tuple)) else (arg,)) if isinstance(t, torch.Tensor))
+    return out
 
 
 # in-place ops whose result does not depend on what their first argument held
@@ -185,7 +197,7 @@ class Shadow:
         return real_args, real_kwargs, taint
 
     def _compute(self, func: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, int] | None:
-        _, random, overwrite, _ = _kind(func)
+        _, random, overwrite = _kind(func)
         got = self._values(args, kwargs, skip=0 if overwrite else None)
         if got is None:
             return None
@@ -201,11 +213,11 @@ class Shadow:
 
     def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small."""
-        _, _, overwrite, mutated = _kind(func)
+        _, _, overwrite = _kind(func)
+        mutated = written(func, args, kwargs)
         if not self._all_known(args, kwargs, skip=0 if overwrite else None):
-            for i in mutated:
-                if i < len(args) and isinstance(args[i], torch.Tensor):
-                    self.forget(args[i])
+            for t in mutated:
+                self.forget(t)
             return
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if not outs and not mutated:
@@ -225,9 +237,8 @@ class Shadow:
         ok = numel <= self.max_numel and self.used + size <= self.budget
         got = self._compute(func, args, kwargs) if ok else None
         if got is None:
-            for i in mutated:
-                if i < len(args) and isinstance(args[i], torch.Tensor):
-                    self.forget(args[i])
+            for t in mutated:
+                self.forget(t)
             return
         real_out, taint = got
         real_outs = [t for t in tree_flatten(real_out)[0] if isinstance(t, torch.Tensor)]
@@ -236,9 +247,9 @@ class Shadow:
         for fake, real in zip(outs, real_outs, strict=True):
             if tuple(fake.shape) == tuple(real.shape):
                 self.set(fake, real, taint)
-        for i in mutated:  # an in-place op returns its argument: the value now held is the mutated shadow
-            if i < len(args) and isinstance(args[i], torch.Tensor) and self.get(args[i]) is None:
-                self.forget(args[i])
+        for t in mutated:  # an in-place op returns its argument: the value now held is the mutated shadow
+            if self.get(t) is None:
+                self.forget(t)
 
     def getitem(self, base: Any, index: Any, out: Any) -> None:
         """`base[index]` seen at the Python level: a list index (`x[:, [-1, 0]]`) becomes a tensor that no
@@ -298,14 +309,13 @@ class Shadow:
         Unknown inputs are one zero broadcast to their shape (no memory: a 3.7 GB expert weight costs
         nothing), or, if the kernel refuses that, real zeros up to `max_bytes`. Answers are cached by the
         op and its inputs' shapes, dtypes and strides, so a layer repeated 32 times is probed once."""
-        _, _, _, mutated = _kind(func)
         flat = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         known = [self.get(t) for t in flat]
         key = (func, tuple((tuple(t.shape), t.dtype, tuple(t.stride()), k is not None) for t, k in zip(flat, known)),
                repr([a for a in tree_flatten((args, kwargs))[0] if not isinstance(a, torch.Tensor)]))
         if all(k is None for k in known) and key in _PROBED:
             return self.stand_in(_PROBED[key], target_device(args, kwargs), 0, known=False)
-        written = {id(args[i]) for i in mutated if i < len(args) and isinstance(args[i], torch.Tensor)}
+        writes = {id(t) for t in written(func, args, kwargs)}
 
         def attempt(broadcast: bool) -> Any:
             def value(x: Any) -> Any:
@@ -313,7 +323,7 @@ class Shadow:
                     got = self.get(x)
                     if got is not None:
                         return got[0]
-                    if broadcast and id(x) not in written:
+                    if broadcast and id(x) not in writes:
                         return torch.zeros((), dtype=x.dtype).expand(x.shape)
                     return torch.zeros(x.shape, dtype=x.dtype)
                 if isinstance(x, torch.device):
