@@ -127,3 +127,15 @@ def test_a_buffer_written_through_out_is_unknown_too(device: str) -> None:
     assert report.trace.outputs[0].shape == (2, 1)
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]
 
+
+def test_an_overwrite_of_an_unknown_view_forgets_what_shares_its_storage() -> None:
+    sh = Shadow()
+    base = torch.empty(4, device="meta")
+    sh.set(base, torch.zeros(4))
+    part = base.as_strided((2,), (1,), 1)  # made outside the run: not known, though its storage is
+    src = torch.empty(2, device="meta")
+    sh.set(src, torch.ones(2))
+    sh.after(torch.ops.aten.copy_.default, (part, src), {}, part.copy_(src))
+    got = sh.get(part)
+    assert got is not None and got[0].tolist() == [1.0, 1.0]
+    assert sh.get(base) is None  # it was [0, 0, 0, 0]: the copy went to a fresh value, not into base's

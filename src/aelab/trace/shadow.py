@@ -232,6 +232,8 @@ class Shadow:
                 for t in outs:
                     self._real_taint[id(t)] = (t, taint)
             return
+        if overwrite and isinstance(args[0], torch.Tensor) and self.get(args[0]) is None:
+            self.forget(args[0])  # its new value is a fresh tensor: what shares its storage would keep the old one
         size = sum(t.numel() * t.element_size() for t in outs if not is_real(t))
         numel = max((t.numel() for t in outs), default=0)
         ok = numel <= self.max_numel and self.used + size <= self.budget
