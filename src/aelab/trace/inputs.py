@@ -69,3 +69,17 @@ def parse_shape(text: str) -> InputSpec:
     if math.prod(dims) > 2**63 - 1:  # torch counts elements in int64
         raise UsageError(f"input {raw!r}: {math.prod(dims):,} elements do not fit in int64; give smaller sizes")
     return InputSpec(dims, dtype, name)
+
+
+def synthetic_input(shape: tuple[int, ...], dtype: torch.dtype, name: str | None, index: int) -> torch.Tensor:
+    """The values an input given only as a shape stands for, on CPU, the same in every mode.
+
+    Integers are 0 (valid ids, token types, labels); a keyword input whose name says mask, and booleans, are
+    1 (attend everywhere: no padding); floats are a seeded standard normal draw. The global RNG is untouched.
+    """
+    if dtype == torch.bool or (name is not None and "mask" in name.lower()):
+        return torch.ones(shape, dtype=dtype)
+    if dtype.is_floating_point or dtype.is_complex:
+        gen = torch.Generator().manual_seed(1234 + index)
+        return torch.randn(shape, generator=gen).to(dtype)
+    return torch.zeros(shape, dtype=dtype)

@@ -28,12 +28,12 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from aelab.errors import UsageError
 from aelab.trace.build import build_notes
 from aelab.trace.hostrng import draw_words, held_states
-from aelab.trace.inputs import InputSpec
+from aelab.trace.inputs import InputSpec, synthetic_input
 from aelab.trace.materialize import all_rng_restored, real_answers, streamed
 from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import Trace
-from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC, synthetic_input
+from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC
 
 InputLike = InputSpec | torch.Tensor | Sequence[int]
 _MAX_KNOWN = 1 << 24  # a user's tensor larger than this (elements) is not copied for its values

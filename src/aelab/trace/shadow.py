@@ -8,8 +8,9 @@ have a known value gets its real result too, so a read of that value has an exac
 continues at the user's batch, with no weights allocated.
 
 What is known: real tensors (constants the code made on CPU), inputs (the user's tensors, or values
-synthesised for a shape, see `synthetic_input`), buffers with values (looked up at the first read of their
-storage, `Shadow.defer`, unless a write of unknown values came first), and whatever is computed from them only.
+synthesised for a shape, see `aelab.trace.inputs.synthetic_input`), buffers with values (looked up at the
+first read of their storage, `Shadow.defer`, unless a write of unknown values came first), and whatever is
+computed from them only.
 Parameters are never known. A result larger than `max_numel` elements is not computed (it becomes unknown):
 the values a program reads are masks and indices, not activations.
 
@@ -395,20 +396,6 @@ def _storage(t: torch.Tensor) -> int:
         return int(t.untyped_storage()._cdata)
     except Exception:  # a tensor without storage (sparse, nested): only itself
         return id(t)
-
-
-def synthetic_input(shape: tuple[int, ...], dtype: torch.dtype, name: str | None, index: int) -> torch.Tensor:
-    """The values an input given only as a shape stands for, on CPU, the same in every mode.
-
-    Integers are 0 (valid ids, token types, labels); a keyword input whose name says mask, and booleans, are
-    1 (attend everywhere: no padding); floats are a seeded standard normal draw. The global RNG is untouched.
-    """
-    if dtype == torch.bool or (name is not None and "mask" in name.lower()):
-        return torch.ones(shape, dtype=dtype)
-    if dtype.is_floating_point or dtype.is_complex:
-        gen = torch.Generator().manual_seed(1234 + index)
-        return torch.randn(shape, generator=gen).to(dtype)
-    return torch.zeros(shape, dtype=dtype)
 
 
 _INDEXING = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
