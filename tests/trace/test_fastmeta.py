@@ -4,6 +4,7 @@ every kind of case they accept, and decline the cases they do not model."""
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
 import pytest
@@ -65,11 +66,55 @@ def test_unary_and_scalar_pointwise_equals_torch(op: Any) -> None:
 
 def test_pointwise_declines_what_it_does_not_model() -> None:
     x = _meta((4, 6))
-    assert fastmeta._pointwise(x[:, ::2].t()) is NotImplemented  # one non-dense operand: torch's empty_like
     assert fastmeta._pointwise(_meta((4,), torch.int64), _meta((4,), torch.int64)) is NotImplemented
     assert fastmeta._pointwise(x, torch.ones(())) is NotImplemented  # a CPU scalar tensor beside meta
     assert fastmeta._pointwise(_meta((4,), torch.int64)) is NotImplemented
     assert fastmeta._pointwise_backward(_meta((4,), torch.bfloat16), _meta((4,))) is NotImplemented
+
+
+def _odd_view(rng: random.Random) -> torch.Tensor:
+    """A random view: sliced from a larger tensor (size-1 dimensions keep odd strides), permuted, sometimes
+    its first and last dimensions swapped, sometimes expanded."""
+    shape = [rng.choice([1, 1, 2, 3, 4]) for _ in range(rng.randint(2, 4))]
+    x = _meta(tuple(n * rng.choice([1, 2]) for n in shape))
+    x = x[tuple(slice(rng.randint(0, x.shape[d] - n), None) for d, n in enumerate(shape))]
+    x = x[tuple(slice(0, n) for n in shape)].permute(rng.sample(range(len(shape)), len(shape)))
+    if rng.random() < 0.3:
+        x = x.transpose(0, -1)
+    if rng.random() < 0.3:
+        x = x.expand([n if n > 1 else rng.choice([1, 3]) for n in x.shape])
+    return x
+
+
+def test_strides_of_odd_views_equal_torch() -> None:
+    # one operand (torch takes a non-dense one's strides from `empty_like`), two of one shape, and one
+    # broadcast against a contiguous bias or a size-1-batch tensor; a fixed seed, each case against torch.
+    # Only a broadcast beside a size-1 dimension with an odd stride may be declined.
+    rng = random.Random(0)
+    for _ in range(800):
+        a = _odd_view(rng)
+        _same(fastmeta._pointwise(a, 0.5), aten.mul.Tensor(a, 0.5))
+        for b in (_odd_view(rng), _meta(tuple(a.shape[-1:])), _meta((1, *a.shape[1:]))):
+            try:
+                if tuple(torch.broadcast_shapes(a.shape, b.shape)) != tuple(a.shape):
+                    continue
+            except RuntimeError:
+                continue
+            for args in ((a, b), (b, a)):
+                fast = fastmeta._pointwise(*args)
+                if fast is NotImplemented:  # declined: a broadcast beside a size-1 dimension's odd stride
+                    assert a.shape != b.shape and not all(map(fastmeta._plain_unit_dims, args))
+                    continue
+                _same(fast, aten.add.Tensor(*args))
+
+
+@pytest.mark.parametrize("op", [aten.normal_.default, aten.uniform_.default, aten.exponential_.default,
+                                aten.bernoulli_.float], ids=str)
+def test_random_fills_return_their_argument(op: Any) -> None:
+    x = _meta((3, 4)).t()
+    assert KERNELS[op](x) is x
+    _same(KERNELS[op](x), op(x))
+    assert KERNELS[op](_meta((3,), torch.int64)) is NotImplemented
 
 
 @pytest.mark.parametrize("op", [aten.mean.dim, aten.sum.dim_IntList], ids=str)
@@ -260,3 +305,15 @@ def test_the_doctor_still_sees_a_wrong_conv_channel_count_on_meta() -> None:
     model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(8, 32, 3)).to("meta")
     diagnosis = aelab.diagnose(model, (2, 1, 28, 28))
     assert diagnosis.findings and diagnosis.findings[0].layer == "1"
+
+
+def test_expanded_strides_are_expands() -> None:
+    # a new size-1 dimension takes the next one's size times stride (it decides where torch sorts it)
+    rng = random.Random(0)
+    for _ in range(500):
+        src = [rng.choice([1, 2, 3]) for _ in range(rng.randint(0, 3))]
+        t = _meta(tuple(src)).permute(rng.sample(range(len(src)), len(src)))
+        shape = [rng.choice([1, 2]) for _ in range(rng.randint(0, 2))] + [n if n > 1 else rng.choice([1, 3])
+                                                                         for n in t.shape]
+        if shape:
+            assert fastmeta._expanded_strides(t, torch.Size(shape)) == list(t.expand(shape).stride())

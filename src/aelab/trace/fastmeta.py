@@ -57,27 +57,36 @@ def _dense(t: torch.Tensor) -> bool:
 
 
 def _expanded_strides(t: torch.Tensor, shape: torch.Size) -> list[int]:
-    """`t`'s strides once broadcast to `shape` (what `expand` gives: 0 on new and stretched dimensions)."""
+    """`t`'s strides once broadcast to `shape`, as `expand` gives them (ATen's `inferExpandGeometry`): 0 on
+    stretched dimensions; a new size-1 dimension takes the next one's size times stride."""
     lead = len(shape) - t.dim()
-    out = [0] * lead
-    for i, (size, stride) in enumerate(zip(t.shape, t.stride(), strict=True)):
-        out.append(0 if size == 1 and shape[lead + i] != 1 else stride)
+    out = [0] * len(shape)
+    for i in reversed(range(len(shape))):
+        d = i - lead
+        if d >= 0:
+            size, stride = t.shape[d], t.stride()[d]
+        else:
+            size, stride = 1, (shape[i + 1] * out[i + 1] if i + 1 < len(shape) else 0)
+        out[i] = 0 if size != shape[i] else stride
     return out
 
 
 def _elementwise_strides(tensors: list[torch.Tensor], shape: torch.Size) -> tuple[int, ...] | None:
     """The output strides of `torch._prims_common.compute_elementwise_output_strides` for operands broadcast
-    to `shape`, computed on plain ints (torch's runs through symbolic-shape guards); None for the one case
-    it takes from `empty_like` (a single non-dense operand)."""
+    to `shape`, computed on plain ints (torch's runs through symbolic-shape guards). One dense operand keeps
+    its strides; otherwise (one non-dense operand too: torch takes `empty_like`'s, which order the dimensions
+    the same way) the dimensions are sorted by the operands' strides as torch sorts them. None for a size-1
+    dimension with an unusual stride in a broadcast, where torch's answer depends on more than this."""
     ndim = len(shape)
     if ndim == 0:
         return ()
     if ndim == 1:
         return (1,)
-    if not all(_plain_unit_dims(t) for t in tensors):
-        return None  # a size-1 dimension with an unusual stride: torch's answer depends on more than this
-    if len(tensors) == 1 and tuple(tensors[0].shape) == tuple(shape):
-        return tuple(tensors[0].stride()) if _dense(tensors[0]) else None
+    plain = all(_plain_unit_dims(t) for t in tensors)
+    if not plain and any(tuple(t.shape) != tuple(shape) for t in tensors):
+        return None
+    if len(tensors) == 1 and tuple(tensors[0].shape) == tuple(shape) and plain and _dense(tensors[0]):
+        return tuple(tensors[0].stride())
     contiguous = all(t.is_contiguous() for t in tensors)
     channels_last = ndim == 4 and all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
                                       for t in tensors)
@@ -260,6 +269,16 @@ def _stack(tensors: list[torch.Tensor], dim: int = 0) -> Any:
 
 
 KERNELS[aten.stack.default] = _stack
+
+
+def _filled(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+    """An in-place random fill (`normal_`, `uniform_`, ...) of a meta tensor: the tensor itself (no values
+    to draw; torch's meta kernel checks its arguments in Python and returns the same)."""
+    return input if input.device.type == "meta" and input.dtype.is_floating_point else NotImplemented
+
+
+for _name in ("normal_.default", "uniform_.default", "exponential_.default", "bernoulli_.float"):
+    KERNELS[_overload(_name)] = _filled
 
 
 def _filled_like(input: torch.Tensor, *, dtype: Any = None, layout: Any = None, device: Any = None,
