@@ -154,7 +154,9 @@ class Shadow:
     def _known_one(self, x: Any) -> bool:
         if isinstance(x, torch.Tensor):
             hit = self._known.get(id(x))
-            return (hit is not None and hit[0] is x) or is_real(x) or self.get(x) is not None
+            if hit is not None and hit[0] is x:
+                return True
+            return self.get(x) is not None if id(x) in self.lazy else is_real(x)
         if isinstance(x, (list, tuple)):
             return all(self._known_one(y) for y in x)
         return True
@@ -191,8 +193,8 @@ class Shadow:
                 got = self.get(a)
                 real_args.append(got[0] if got is not None else torch.empty(a.shape, dtype=a.dtype))
                 continue
-            real_args.append(tree_map(swap, a))
-        real_kwargs = {k: tree_map(swap, v) for k, v in kwargs.items()}
+            real_args.append(_map(swap, a))
+        real_kwargs = {k: _map(swap, v) for k, v in kwargs.items()}
         if missing:
             return None
         return real_args, real_kwargs, taint
@@ -220,14 +222,14 @@ class Shadow:
             for t in mutated:
                 self.forget(t)
             return
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        outs = _tensors(out)
         if not outs and not mutated:
             return
         if all(is_real(t) for t in outs) and outs:  # the op ran for real (torch.rand([]) without a device)
             taint = RANDOM if _kind(func)[1] else 0
             if self._real_taint:
-                for t in tree_flatten((args, kwargs))[0]:
-                    if isinstance(t, torch.Tensor) and id(t) in self._real_taint:
+                for t in _tensors((args, tuple(kwargs.values()))):
+                    if id(t) in self._real_taint:
                         taint |= self._real_taint[id(t)][1]
             if taint:
                 for t in outs:
@@ -244,7 +246,7 @@ class Shadow:
                 self.forget(t)
             return
         real_out, taint = got
-        real_outs = [t for t in tree_flatten(real_out)[0] if isinstance(t, torch.Tensor)]
+        real_outs = _tensors(real_out)
         if len(real_outs) != len(outs):
             return
         for fake, real in zip(outs, real_outs, strict=True):
@@ -369,6 +371,22 @@ class Shadow:
             return t
 
         return tree_map(make, real_out)
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    """The tensors of an aten argument or result (a tensor, or lists/tuples of them and scalars), in order."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for y in x for t in _tensors(y)]
+    return []
+
+
+def _map(fn: Callable[[Any], Any], x: Any) -> Any:
+    """`fn` applied to every leaf of an aten argument (lists and tuples keep their type)."""
+    if type(x) is list or type(x) is tuple:
+        return type(x)(_map(fn, y) for y in x)
+    return fn(x)
 
 
 def target_device(args: Any, kwargs: dict[str, Any]) -> torch.device:
