@@ -39,6 +39,21 @@ _PROBED: dict[Any, Any] = {}  # (op, input shapes/dtypes/strides, other args) ->
 NOTHING: Any = object()  # "no answer": the caller must do something else
 
 
+def real_call(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """`func` on real values: outside every mode, without autograd. (The hot path of the shadow: plain
+    calls, not `torch.no_grad()` and `_disable_current_modes()`, which cost ~17 µs per op together.)"""
+    grad = torch.is_grad_enabled()
+    torch._C._set_grad_enabled(False)
+    try:
+        with torch._C.DisableTorchFunction():
+            if torch._C._len_torch_dispatch_stack():
+                with _disable_current_modes():
+                    return func(*args, **kwargs)
+            return func(*args, **kwargs)
+    finally:
+        torch._C._set_grad_enabled(grad)
+
+
 def is_real(t: torch.Tensor) -> bool:
     """A tensor with values: not meta, not fake."""
     return t.device.type != "meta" and not isinstance(t, FakeTensor)
@@ -68,6 +83,10 @@ def written(func: Any, args: Any, kwargs: dict[str, Any]) -> list[torch.Tensor]:
         out.extend(t for t in (arg if isinstance(arg, (list, tuple)) else (arg,)) if isinstance(t, torch.Tensor))
     return out
 
+
+_aten = torch.ops.aten
+_UNINITIALISED = frozenset({_aten.empty, _aten.empty_like, _aten.empty_strided, _aten.new_empty,
+                            _aten.new_empty_strided, _aten.empty_permuted})
 
 # in-place ops whose result does not depend on what their first argument held
 _OVERWRITE = frozenset({"fill_", "zero_", "copy_", "normal_", "uniform_", "bernoulli_", "random_", "exponential_",
@@ -207,11 +226,10 @@ class Shadow:
         real_args, real_kwargs, taint = got
         if random:
             taint |= RANDOM
-        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
-            try:
-                out = func(*real_args, **real_kwargs)
-            except Exception:
-                return None
+        try:
+            out = real_call(func, real_args, real_kwargs)
+        except Exception:
+            return None
         return out, taint
 
     def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
@@ -234,6 +252,8 @@ class Shadow:
             if taint:
                 for t in outs:
                     self._real_taint[id(t)] = (t, taint)
+            return
+        if func.overloadpacket in _UNINITIALISED:  # no values to know (an overwrite computes from scratch)
             return
         if overwrite and isinstance(args[0], torch.Tensor) and self.get(args[0]) is None:
             self.forget(args[0])  # its new value is a fresh tensor: what shares its storage would keep the old one
@@ -267,11 +287,10 @@ class Shadow:
         if got is None:
             return
         (real_base, real_index), _, taint = got
-        with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
-            try:
-                value = real_base[real_index]
-            except Exception:
-                return
+        try:
+            value = real_call(torch.Tensor.__getitem__, (real_base, real_index), {})
+        except Exception:
+            return
         if tuple(value.shape) == tuple(out.shape):
             self.set(out, value, taint)
 
