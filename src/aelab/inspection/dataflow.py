@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from aelab.trace.queries import has_module_children, visible_calls
+from aelab.trace.queries import module_parents, visible_calls
 from aelab.trace.records import CallEvent, Trace
 
 # --- what kinds of units there are (base names: "Tensor.view" -> "view", "F.relu" -> "relu", "Conv1d" -> "conv1d")
@@ -146,11 +146,13 @@ class DataFlow:
         current: dict[int, int] = {}
         for t in trace.inputs:
             current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
-        calls = [c for c in visible_calls(trace)
-                 if c.kind != "module" or not has_module_children(trace, c)]
+        containers = module_parents(trace)
+        calls = [c for c in visible_calls(trace) if c.kind != "module" or c.cid not in containers]
         if not calls and trace.calls and trace.calls[0].outputs:
             calls = [trace.calls[0]]  # the whole model is one leaf layer
         owners = {p.module for p in (*trace.params, *trace.shared_params)}
+        # every module path that is an owner or holds one (what `weighted` asks of each call)
+        holders = {".".join(parts[:i]) for parts in (o.split(".") for o in owners) for i in range(1, len(parts) + 1)}
         for call in calls:
             base = base_name(call.type)
             index = len(self.units)
@@ -171,8 +173,7 @@ class DataFlow:
                 current[t.tid] = vid
             for v in inputs:
                 self.values[v].consumers.append(index)
-            weighted = call.kind == "module" and any(
-                o == call.module or o.startswith(call.module + ".") or call.module == "" for o in owners)
+            weighted = call.kind == "module" and bool(owners) and (call.module == "" or call.module in holders)
             children = tuple(base_name(trace.calls[k].type) for k in call.children) if call.kind == "module" else ()
             self.units.append(Unit(index, call, base, inputs, outputs, weighted, children))
         self._current = current

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from aelab.trace.queries import has_module_children, visible_calls
+from aelab.trace.queries import module_parents, visible_calls
 from aelab.trace.records import CallEvent, ParamInfo, Trace
 
 
@@ -72,13 +72,27 @@ def backward_known(trace: Trace) -> bool:
     return trace.backward_requested and trace.error is None
 
 
-def owned_params(trace: Trace, call: CallEvent) -> list[ParamInfo]:
+def owned_params(trace: Trace, call: CallEvent, by_module: dict[str, list[ParamInfo]] | None = None
+                 ) -> list[ParamInfo]:
     """The parameters a module call owns (by name prefix), tied repeats included (`tied_to` set);
-    none for function rows and for a module's second call (its parameters are on the first)."""
+    none for function rows and for a module's second call (its parameters are on the first).
+    `by_module` is `params_by_module(trace)`, for a caller asking of every call."""
     if call.kind != "module" or "#" in call.name:
         return []
+    if by_module is not None:
+        return by_module.get(call.module, [])
     prefix = call.module + "."
     return [p for p in trace.params + trace.shared_params if p.name.startswith(prefix)]
+
+
+def params_by_module(trace: Trace) -> dict[str, list[ParamInfo]]:
+    """Module path -> the parameters under it (its own and its descendants'), in `owned_params`' order."""
+    out: dict[str, list[ParamInfo]] = {}
+    for p in trace.params + trace.shared_params:
+        parts = p.name.split(".")[:-1]
+        for i in range(1, len(parts) + 1):
+            out.setdefault(".".join(parts[:i]), []).append(p)
+    return out
 
 
 def summarize(trace: Trace) -> Summary:
@@ -103,8 +117,10 @@ def summarize(trace: Trace) -> Summary:
             cid = trace.calls[cid].parent
 
     rows = []
+    by_module = params_by_module(trace)
+    containers = module_parents(trace)
     for call in visible_calls(trace):
-        owned = owned_params(trace, call)
+        owned = owned_params(trace, call, by_module)
         params = sum(p.numel for p in owned)
         trainable = sum(p.numel for p in owned if p.trainable)
         tied = [f"{p.name} = {p.tied_to}" for p in owned if p.tied_to is not None]
@@ -114,7 +130,7 @@ def summarize(trace: Trace) -> Summary:
             output_shapes=[t.shape for t in call.outputs],
             params=params, trainable_params=trainable, flops=fwd_mm[call.cid], flops_other=fwd_other[call.cid],
             flops_backward=bwd_mm[call.cid] if known else None, output_bytes=sum(t.nbytes for t in call.outputs),
-            is_leaf=not has_module_children(trace, call), tied=tied, failed=call.failed,
+            is_leaf=call.cid not in containers, tied=tied, failed=call.failed,
         ))
     return Summary(rows, totals(trace))
 

@@ -8,23 +8,18 @@ from aelab.trace.records import CallEvent, Trace
 _COPIES = frozenset({"aten._to_copy", "aten.clone", "aten.contiguous", "aten.lift_fresh_copy", "aten.expand"})
 
 
-def has_module_children(trace: Trace, call: CallEvent) -> bool:
-    """Whether `call` runs other modules: a container (Sequential, an encoder block), not a layer.
+def module_parents(trace: Trace) -> set[int]:
+    """The cids of calls that run other modules: containers (Sequential, an encoder block), not layers.
 
     A module call without module children is a layer, a table row the user can name; the functions it
     calls are its own work (F.linear inside Linear), not rows of their own.
     """
-    return any(trace.calls[k].kind == "module" for k in call.children)
-
-
-def _module_parents(trace: Trace) -> set[int]:
-    """The cids of calls with module children (`has_module_children` for all calls in one pass)."""
     return {c.parent for c in trace.calls if c.kind == "module" and c.parent is not None}
 
 
 def visible_calls(trace: Trace) -> list[CallEvent]:
     """Calls that are rows: every module call but the root; functions/samples called by non-leaf modules."""
-    containers = _module_parents(trace)  # asking has_module_children per function call was quadratic
+    containers = module_parents(trace)  # asked per call, it was quadratic
     out = []
     for call in trace.calls:
         if call.parent is None:
@@ -42,7 +37,7 @@ def call_layers(trace: Trace) -> list[int | None]:
     """Per call id, the layer it runs in: the outermost table row (`visible_calls`) without sub-modules;
     None for the root and the calls around the layers."""
     rows = {c.cid for c in visible_calls(trace)}
-    containers = _module_parents(trace)
+    containers = module_parents(trace)
     out: list[int | None] = []
     for call in trace.calls:
         out.append(next((c.cid for c in trace.path(call.cid)
