@@ -11,6 +11,7 @@ from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
 from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
 
+_DTYPE_NAMES: dict[torch.dtype, str] = {}  # torch.float32 -> "float32"
 _ACTIVE: State | None = None  # the recording in progress; global hooks and patched samplers look here
 
 
@@ -63,15 +64,21 @@ class State:
         hit = self.tensors.get(key)
         if hit is not None and hit[0] is t:
             return hit[1]
-        shape = tuple(int(d) for d in t.shape)
+        shape = tuple(map(int, t.shape))
         numel = 1
         for d in shape:
             numel *= d
-        ti = TensorInfo(len(self.tensors), shape, str(t.dtype).removeprefix("torch."), numel * t.element_size())
+        dtype = t.dtype
+        name = _DTYPE_NAMES.get(dtype)
+        if name is None:
+            name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+        ti = TensorInfo(len(self.tensors), shape, name, numel * t.element_size())
         self.tensors[key] = (t, ti)  # keep alive: ids stay unique for the whole trace
         return ti
 
     def infos(self, obj: Any) -> list[TensorInfo]:
+        if type(obj) is tuple and len(obj) == 2 and type(obj[1]) is dict and not obj[1]:
+            obj = obj[0]  # (args, {}): a call without keyword arguments, the common case
         return [self.info(t) for t in flatten_tensors(obj)]
 
     def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:
