@@ -11,7 +11,7 @@ from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
 from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
 
-_DTYPE_NAMES: dict[torch.dtype, str] = {}  # torch.float32 -> "float32"
+_DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # torch.float32 -> ("float32", 4)
 _ACTIVE: State | None = None  # the recording in progress; global hooks and patched samplers look here
 
 
@@ -64,15 +64,15 @@ class State:
         hit = self.tensors.get(key)
         if hit is not None and hit[0] is t:
             return hit[1]
-        shape = tuple(map(int, t.shape))
+        shape = tuple(t.shape)  # ints: traces are recorded with static shapes
         numel = 1
         for d in shape:
             numel *= d
         dtype = t.dtype
-        name = _DTYPE_NAMES.get(dtype)
-        if name is None:
-            name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
-        ti = TensorInfo(len(self.tensors), shape, name, numel * t.element_size())
+        known = _DTYPES.get(dtype)
+        if known is None:
+            known = _DTYPES[dtype] = (str(dtype).removeprefix("torch."), t.element_size())
+        ti = TensorInfo(len(self.tensors), shape, known[0], numel * known[1])
         self.tensors[key] = (t, ti)  # keep alive: ids stay unique for the whole trace
         return ti
 

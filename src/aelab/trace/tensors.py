@@ -8,7 +8,36 @@ from typing import Any
 import torch
 
 
-_ATOMS = (int, float, str, type(None), torch.dtype, torch.device)  # values that hold no tensor (bool is an int)
+# values that hold no tensor, by exact type (a set lookup is cheaper than an isinstance chain per leaf)
+_ATOMS = frozenset({int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size, torch.layout,
+                    torch.memory_format, slice, type(Ellipsis)})
+
+
+def _flat(items: Any) -> list[torch.Tensor] | None:
+    """The tensors of a call's arguments when they are tensors, atoms and tuples/lists of those (the common
+    case, two levels at most), each once; None for anything else (the general walk below answers it)."""
+    out: list[torch.Tensor] = []
+    ids: set[int] = set()
+    for x in items:
+        tx = type(x)
+        if tx in _ATOMS:
+            continue
+        if tx is tuple or tx is list:
+            for y in x:
+                if type(y) in _ATOMS:
+                    continue
+                if not isinstance(y, torch.Tensor):
+                    return None
+                if id(y) not in ids:
+                    ids.add(id(y))
+                    out.append(y)
+        elif isinstance(x, torch.Tensor):
+            if id(x) not in ids:
+                ids.add(id(x))
+                out.append(x)
+        else:
+            return None
+    return out
 
 
 def flatten_tensors(obj: Any, _depth: int = 0, _seen: set[int] | None = None) -> list[torch.Tensor]:
@@ -17,18 +46,12 @@ def flatten_tensors(obj: Any, _depth: int = 0, _seen: set[int] | None = None) ->
     Walks tuples, lists, dicts (so `transformers` ModelOutput), dataclasses, namedtuples and, a few
     levels deep, plain objects' attributes (a KV cache object, a `torch.distributions.Normal`).
     """
-    if _seen is None:  # the common cases first: one tensor, a flat tuple of tensors and scalars
+    if _seen is None:  # the hot path of every recorded call: a tensor, or a call's flat arguments
         if isinstance(obj, torch.Tensor):
             return [obj]
-        if type(obj) is tuple:
-            flat: list[torch.Tensor] = []
-            for x in obj:
-                if isinstance(x, torch.Tensor):
-                    if all(x is not y for y in flat):
-                        flat.append(x)
-                elif not isinstance(x, _ATOMS):
-                    break
-            else:
+        if type(obj) is tuple or type(obj) is list:
+            flat = _flat(obj)
+            if flat is not None:
                 return flat
     seen = _seen if _seen is not None else set()
     out: list[torch.Tensor] = []
