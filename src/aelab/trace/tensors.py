@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-
 # values that hold no tensor, by exact type (a set lookup is cheaper than an isinstance chain per leaf)
 _ATOMS = frozenset({int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size, torch.layout,
                     torch.memory_format, slice, type(Ellipsis)})
