@@ -29,6 +29,7 @@ import torch
 from torch.utils.flop_counter import flop_registry as _torch_flop_registry
 
 from aelab.errors import RegistryError
+from aelab.trace.aten_args import shapes_of
 
 aten = torch.ops.aten
 
@@ -113,15 +114,6 @@ def flop_formula(category: str, *names: str) -> Callable[[Formula], Formula]:
     return decorate
 
 
-def _shapes(x: Any) -> Any:
-    """`x` with every tensor replaced by its shape (aten arguments: tensors, lists of them, scalars)."""
-    if isinstance(x, torch.Tensor):
-        return x.shape
-    if type(x) is list or type(x) is tuple:
-        return type(x)(_shapes(y) for y in x)
-    return x
-
-
 def _torch_formula(packet: Any) -> Formula:
     fn = _torch_flop_registry[packet]
     raw = getattr(fn, "__wrapped__", None)  # torch wraps shape formulas in a pytree map of the arguments
@@ -131,7 +123,7 @@ def _torch_formula(packet: Any) -> Formula:
     else:
         def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
             # the same map, without pytree's per-leaf overhead (a tenth of a small model's trace)
-            return int(raw(*_shapes(args), **{k: _shapes(v) for k, v in kwargs.items()}, out_shape=_shapes(out)))
+            return int(raw(*shapes_of(args), **{k: shapes_of(v) for k, v in kwargs.items()}, out_shape=shapes_of(out)))
 
     return formula
 

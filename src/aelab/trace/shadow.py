@@ -30,6 +30,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace.aten_args import map_leaves, real_call, tensors_of
 from aelab.trace.deferred import Deferred
 from aelab.trace.modes import DispatchMode
 from aelab.trace.records import Read
@@ -37,21 +38,6 @@ from aelab.trace.records import Read
 RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
 _PROBED: dict[Any, Any] = {}  # (op, input shapes/dtypes/strides, other args) -> the CPU kernel's outputs, on meta
 NOTHING: Any = object()  # "no answer": the caller must do something else
-
-
-def real_call(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-    """`func` on real values: outside every mode, without autograd. (The hot path of the shadow: plain
-    calls, not `torch.no_grad()` and `_disable_current_modes()`, which cost ~17 µs per op together.)"""
-    grad = torch.is_grad_enabled()
-    torch._C._set_grad_enabled(False)
-    try:
-        with torch._C.DisableTorchFunction():
-            if torch._C._len_torch_dispatch_stack():
-                with _disable_current_modes():
-                    return func(*args, **kwargs)
-            return func(*args, **kwargs)
-    finally:
-        torch._C._set_grad_enabled(grad)
 
 
 def is_real(t: torch.Tensor) -> bool:
@@ -175,7 +161,7 @@ class Shadow:
             hit = self._known.get(id(x))
             if hit is not None and hit[0] is x:
                 return True
-            return self.get(x) is not None if id(x) in self.lazy else is_real(x)
+            return is_real(x) or (bool(self._deferred) and self.get(x) is not None)
         if isinstance(x, (list, tuple)):
             return all(self._known_one(y) for y in x)
         return True
@@ -212,8 +198,8 @@ class Shadow:
                 got = self.get(a)
                 real_args.append(got[0] if got is not None else torch.empty(a.shape, dtype=a.dtype))
                 continue
-            real_args.append(_map(swap, a))
-        real_kwargs = {k: _map(swap, v) for k, v in kwargs.items()}
+            real_args.append(map_leaves(swap, a))
+        real_kwargs = {k: map_leaves(swap, v) for k, v in kwargs.items()}
         if missing:
             return None
         return real_args, real_kwargs, taint
@@ -240,13 +226,13 @@ class Shadow:
             for t in mutated:
                 self.forget(t)
             return
-        outs = _tensors(out)
+        outs = tensors_of(out)
         if not outs and not mutated:
             return
         if all(is_real(t) for t in outs) and outs:  # the op ran for real (torch.rand([]) without a device)
             taint = RANDOM if _kind(func)[1] else 0
             if self._real_taint:
-                for t in _tensors((args, tuple(kwargs.values()))):
+                for t in tensors_of((args, tuple(kwargs.values()))):
                     if id(t) in self._real_taint:
                         taint |= self._real_taint[id(t)][1]
             if taint:
@@ -266,7 +252,7 @@ class Shadow:
                 self.forget(t)
             return
         real_out, taint = got
-        real_outs = _tensors(real_out)
+        real_outs = tensors_of(real_out)
         if len(real_outs) != len(outs):
             return
         for fake, real in zip(outs, real_outs, strict=True):
@@ -390,22 +376,6 @@ class Shadow:
             return t
 
         return tree_map(make, real_out)
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    """The tensors of an aten argument or result (a tensor, or lists/tuples of them and scalars), in order."""
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [t for y in x for t in _tensors(y)]
-    return []
-
-
-def _map(fn: Callable[[Any], Any], x: Any) -> Any:
-    """`fn` applied to every leaf of an aten argument (lists and tuples keep their type)."""
-    if type(x) is list or type(x) is tuple:
-        return type(x)(_map(fn, y) for y in x)
-    return fn(x)
 
 
 def target_device(args: Any, kwargs: dict[str, Any]) -> torch.device:
