@@ -37,6 +37,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import NOTHING, Shadow, _kind
+from aelab.trace.walk import ModelParts, walk
 
 # model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
 _BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -366,14 +367,16 @@ def meta_copy(t: torch.Tensor) -> torch.Tensor:
     return nn.Parameter(stand, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else stand
 
 
-def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torch.Tensor]) -> None:
+def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torch.Tensor],
+                  parts: ModelParts | None = None) -> None:
     """Defer each buffer's value to the first read of its stand-in (`stand_ins[name]`, else the buffer
     itself): a real buffer's own values (on CPU); a meta buffer's as `Materializer` recovers them (a rotary
     `inv_freq` computed in `__init__`, BatchNorm's statistics), unknown when it cannot. The trace's run and
     the training step's both look buffers up here."""
-    params = {id(p) for p in model.parameters()}  # a tensor that is a parameter too is never known
+    parts = parts or walk(model)
+    params = {id(p) for _, p in parts.params}  # a tensor that is a parameter too is never known
     mat: Materializer | None = None
-    for name, b in model.named_buffers():
+    for name, b in parts.unique_buffers:
         stand = stand_ins.get(name, b)
         if id(b) in params or id(stand) in params:
             continue

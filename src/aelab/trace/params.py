@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from aelab.trace.records import ParamInfo
+from aelab.trace.walk import ModelParts, walk
 
 
 @dataclass
@@ -17,9 +18,10 @@ class Snapshot:
     requires_grad: dict[nn.Parameter, bool]
 
 
-def snapshot(model: nn.Module) -> Snapshot:
-    return Snapshot({m: m.training for m in model.modules()},
-                     {p: p.requires_grad for p in model.parameters()})
+def snapshot(model: nn.Module, parts: ModelParts | None = None) -> Snapshot:
+    """Every module's training flag and every parameter's `requires_grad` (`parts`: the model's, if walked)."""
+    parts = parts or walk(model)
+    return Snapshot({m: m.training for _, m in parts.modules}, {p: p.requires_grad for _, p in parts.params})
 
 
 def restore(model: nn.Module, snap: Snapshot) -> None:
@@ -35,12 +37,14 @@ def _storage_key(t: torch.Tensor) -> Any:
     return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
 
-def count_parameters(model: nn.Module) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
+def count_parameters(model: nn.Module, parts: ModelParts | None = None
+                     ) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
     """(unique params, unique buffers, repeats of a storage already counted): each storage once."""
+    parts = parts or walk(model)
     owners: dict[Any, str] = {}
     params: list[ParamInfo] = []
     shared: list[ParamInfo] = []
-    for name, p in model.named_parameters(remove_duplicate=False):
+    for name, p in parts.params:
         key = _storage_key(p)
         module = name.rsplit(".", 1)[0] if "." in name else ""
         info = ParamInfo(name, module, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
@@ -52,7 +56,7 @@ def count_parameters(model: nn.Module) -> tuple[list[ParamInfo], list[ParamInfo]
             params.append(info)
     buffers = []
     seen: set[Any] = set()
-    for name, b in model.named_buffers(remove_duplicate=False):
+    for name, b in parts.buffers:
         key = _storage_key(b)
         if key in seen:
             continue

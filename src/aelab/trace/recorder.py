@@ -38,6 +38,7 @@ from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import NOTHING, REPLAYED, _kind, is_real, target_device
 from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
+from aelab.trace.walk import walk
 
 # --- display names of torch functions ---------------------------------------------------------------
 _OPERATORS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
@@ -285,29 +286,31 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     The model's training flags and `requires_grad` are restored afterwards; nothing else is touched.
     Raises `NeedsRealForward` when a value the run reads depends on the weights.
     """
-    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-    params, buffers, shared = count_parameters(model)
+    parts = walk(model)
+    names = {id(m): n for n, m in parts.modules}
+    params, buffers, shared = count_parameters(model, parts)
     # Under fake execution the real weights and buffers never enter the run: fake copies stand in
     # for them (functional_call), so in-place updates (BatchNorm running stats) cannot touch them.
     # A meta model with some real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)
     # runs on meta copies of those.
     swapped: dict[str, torch.Tensor] = {}
-    named = [*model.named_parameters(), *model.named_buffers()]
+    named = [*parts.unique_params, *parts.unique_buffers]
     if fake_mode is not None:
         with fake_mode:
             swapped = {n: fake_mode.from_tensor(t) for n, t in named}
     elif execution == "meta" and any(t.device.type != "meta" for _, t in named):
         swapped = {n: t if t.device.type == "meta" else meta_copy(t) for n, t in named}
+    unique_params = [p for _, p in parts.unique_params]
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
-                 else [p for p in model.parameters() if p.requires_grad])
-    param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in model.parameters()}
+                 else [p for p in unique_params if p.requires_grad])
+    param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in unique_params}
     st = State(names, param_ids)
     st.execution = execution
     st.oracle = oracle
     for t, value, taint in known:
         st.shadow.set(t, value, taint)
-    known_buffers(st.shadow, model, swapped)
-    snap = snapshot(model)
+    known_buffers(st.shadow, model, swapped, parts)
+    snap = snapshot(model, parts)
     if eval_mode:
         model.eval()
     inputs = st.infos((args, kwargs))
@@ -365,7 +368,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
                  backward_requested=backward,
-                 error=st.error, module_types={n: type(m).__name__ for n, m in model.named_modules()},
+                 error=st.error, module_types={n: type(m).__name__ for n, m in walk(model).unique_modules},
                  methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes), host_draws=host.draws())
 
 
