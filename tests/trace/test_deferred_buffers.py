@@ -139,3 +139,44 @@ def test_an_overwrite_of_an_unknown_view_forgets_what_shares_its_storage() -> No
     got = sh.get(part)
     assert got is not None and got[0].tolist() == [1.0, 1.0]
     assert sh.get(base) is None  # it was [0, 0, 0, 0]: the copy went to a fresh value, not into base's
+
+
+class Counts(nn.Module):
+    """Counts its calls in a buffer, as BatchNorm's `num_batches_tracked`, and may read the count."""
+
+    def __init__(self, read: bool) -> None:
+        super().__init__()
+        self.read = read
+        self.lin = nn.Linear(8, 8)
+        self.register_buffer("calls", torch.tensor(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.add_(1)
+        self.calls.mul_(3)  # (1 + 1) * 3 = 6
+        return self.lin(x)[:, : int(self.calls.item())] if self.read else self.lin(x)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_writes_to_a_buffer_not_read_yet_are_replayed_when_it_is_read(device: str) -> None:
+    # the in-place writes of scalars wait for the first read and then run in order; unread, they never run
+    model = construct(Counts, {"read": True}, device)
+    real = construct(Counts, {"read": True}, "cpu")
+    assert tuple(real(torch.zeros(2, 8)).shape) == (2, 6)
+    report = aelab.inspect(model, torch.zeros(2, 8))
+    assert report.trace.outputs[0].shape == (2, 6)
+    assert [r.taint & REPLAYED for r in report.trace.reads] == [0]  # answered from the buffer, exactly
+    assert int(model.calls) == 1 if device == "cpu" else model.calls.device.type == "meta"  # the model unchanged
+    unread = aelab.inspect(construct(Counts, {"read": False}, device), torch.zeros(2, 8))
+    assert unread.trace.outputs[0].shape == (2, 8) and not unread.trace.reads
+
+
+def test_a_postponed_write_runs_before_the_read_that_needs_it() -> None:
+    shadow = Shadow()
+    stand = torch.empty((), dtype=torch.long, device="meta")
+    looked_up: list[int] = []
+    shadow.defer(stand, lambda: (looked_up.append(1), (torch.tensor(4), 0))[1])
+    shadow.after(torch.ops.aten.add_.Tensor, (stand, 3), {}, stand)  # waits: nothing has read the buffer
+    shadow.after(torch.ops.aten.mul_.Tensor, (stand, 2), {}, stand)
+    assert not looked_up
+    got = shadow.get(stand)
+    assert got is not None and int(got[0]) == 14 and looked_up == [1]

@@ -10,6 +10,7 @@ run on the same storage (a view kept as an attribute) is answered from it when t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -24,6 +25,34 @@ class Deferred:
         self.covered: torch.Tensor | None = None
         self.taint = 0
         self.unmirrored = False  # a stand-in's dtype or size kept it out: no view is answered
+        # in-place ops of scalars on a stand-in before the first read (BatchNorm's `num_batches_tracked += 1`):
+        # replayed on its value when it is read, never run when it is not
+        self.later: list[tuple[torch.Tensor, Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    def postpone(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Keep `func(*args, **kwargs)` for later if it writes one of the stand-ins not looked up yet, in place,
+        from scalars only; False (run it now) otherwise."""
+        target = args[0] if args else None
+        if not isinstance(target, torch.Tensor) or not any(stand is target for stand, _ in self.stand_ins):
+            return False
+        if any(isinstance(a, torch.Tensor) for a in (*args[1:], *kwargs.values())):
+            return False
+        self.later.append((target, func, tuple(args[1:]), dict(kwargs)))
+        return True
+
+    def replay(self, value_of: Callable[[torch.Tensor], tuple[torch.Tensor, int] | None]) -> bool:
+        """Run the postponed writes on the stand-ins' values (`value_of`: (value, taint), None if unknown), in
+        order; False when the CPU kernel refuses one (the value is then not known after all)."""
+        later, self.later = self.later, []
+        for stand, func, rest, kw in later:
+            got = value_of(stand)
+            if got is None:
+                continue
+            try:
+                func(got[0], *rest, **kw)
+            except Exception:
+                return False
+        return True
 
     def hold(self, stand: torch.Tensor, value: torch.Tensor, taint: int, max_numel: int) -> torch.Tensor:
         """`value` as stand-in `stand`'s geometry in the mirror (made on first use), or itself if it cannot be."""

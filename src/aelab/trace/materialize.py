@@ -387,7 +387,7 @@ def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torc
             shadow.defer(stand, own)
             continue
         if mat is None:
-            mat = Materializer(model)
+            mat = Materializer(model)  # now: during the run the modules hold stand-ins (functional_call)
 
         def recover(b: torch.Tensor = b, mat: Materializer = mat) -> tuple[torch.Tensor, int] | None:
             value = mat.buffer_value(b)

@@ -138,6 +138,9 @@ class Shadow:
                     got = value()
                     if got is not None:
                         self.set(stand, entry.hold(stand, got[0], got[1], self.max_numel), got[1])
+                if not entry.replay(self.get):
+                    self.forget(t)
+                    return None
             hit = self._known.get(id(t))
             if hit is not None and hit[0] is t:
                 return hit[1], hit[2]
@@ -220,8 +223,12 @@ class Shadow:
 
     def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small."""
-        _, _, overwrite = _kind(func)
+        _, random, overwrite = _kind(func)
         mutated = written(func, args, kwargs)
+        if self._deferred and len(mutated) == 1 and not random and args and args[0] is mutated[0]:
+            entry = self._deferred.get(_storage(mutated[0]))  # a write to a buffer not read yet can wait
+            if entry is not None and entry.postpone(func, args, kwargs):
+                return
         if not self._all_known(args, kwargs, skip=0 if overwrite else None):
             for t in mutated:
                 self.forget(t)
