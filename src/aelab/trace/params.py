@@ -26,9 +26,11 @@ def snapshot(model: nn.Module, parts: ModelParts | None = None) -> Snapshot:
 
 def restore(model: nn.Module, snap: Snapshot) -> None:
     for m, training in snap.training.items():
-        m.training = training
+        if m.training != training:
+            m.training = training
     for p, rg in snap.requires_grad.items():
-        p.requires_grad_(rg)
+        if p.requires_grad != rg:
+            p.requires_grad_(rg)
 
 
 def _storage_key(t: torch.Tensor) -> Any:

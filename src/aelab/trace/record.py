@@ -17,6 +17,7 @@ back unchanged.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,6 @@ from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import Trace
 from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC
-from aelab.trace.walk import walk
 
 InputLike = InputSpec | torch.Tensor | Sequence[int]
 _MAX_KNOWN = 1 << 24  # a user's tensor larger than this (elements) is not copied for its values
@@ -56,16 +56,14 @@ def as_input_spec(obj: Any) -> InputSpec | torch.Tensor:
 
 def is_meta_model(model: nn.Module) -> bool:
     """Built on meta: some parameter or buffer has no values."""
-    parts = walk(model)
-    return any(t.device.type == "meta" for _, t in (*parts.params, *parts.buffers))
+    return any(t.device.type == "meta" for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def model_device(model: nn.Module) -> torch.device:
     """meta for a model with any meta tensor, else the device of its first parameter or buffer (cpu if none)."""
     if is_meta_model(model):
         return torch.device("meta")
-    parts = walk(model)
-    for _, t in (*parts.params, *parts.buffers):
+    for t in itertools.chain(model.parameters(), model.buffers()):
         return t.device
     return torch.device("cpu")
 

@@ -62,7 +62,7 @@ class CallEvent:
         return not self.children
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ParamInfo:
     """A parameter (or buffer), counted once per storage; `tied_to` names the first owner of a shared one."""
 
@@ -73,6 +73,12 @@ class ParamInfo:
     nbytes: int
     trainable: bool
     tied_to: str | None = None
+
+    def __init__(self, name: str, module: str, shape: tuple[int, ...], numel: int, nbytes: int, trainable: bool,
+                 tied_to: str | None = None) -> None:
+        d = self.__dict__  # one per parameter of every trace: as TensorInfo, not a frozen dataclass's setattrs
+        d["name"], d["module"], d["shape"], d["numel"], d["nbytes"] = name, module, shape, numel, nbytes
+        d["trainable"], d["tied_to"] = trainable, tied_to
 
 
 @dataclass(frozen=True)
