@@ -4,14 +4,15 @@ torch's own draws are ops (`shadow.RANDOM` marks what they decide); these are no
 `if np.random.random() < p` or `random.uniform(0, 1) < p`, or SpecAugment's `np.random.rand` and
 `np.random.choice` (transformers' Wav2Vec2, HuBERT, Whisper; MusicGen's LayerDrop), would make the count one
 random draw without a word. Nothing here runs per op or per module call:
-- while a run is recorded, the draw functions of `random` and `numpy.random` are wrapped where code looks
-  them up (`random.uniform`, `np.random.rand`, an unseeded `np.random.default_rng()`): a call records which
-  function and the module the recorder is in, with that module's training flag;
+- while a run is recorded (`record()`'s, or `trace.step`'s training step), the draw functions of `random`
+  and `numpy.random` are wrapped where code looks them up (`random.uniform`, `np.random.rand`, an unseeded
+  `np.random.default_rng()`): a call records which function and the module running, with its training flag;
 - around the run, a fingerprint of each global RNG's state (Python's, NumPy's) is compared: a change no
   wrapped call explains (a name imported before the run, `from numpy.random import rand`; scipy's `rvs()`)
   is reported at no module;
-- around `record()`, every NumPy Generator/RandomState or `random.Random` a module holds as an attribute
-  is saved, compared (a moved one is a draw of the module holding it) and put back (`held_states`).
+- around `record()` and `step.simulate`, every NumPy Generator/RandomState or `random.Random` a module holds
+  as an attribute is saved, compared (a moved one is a draw of the module holding it) and put back
+  (`held_states`).
 Not seen: an RNG made and used inside the forward with its own seed source (`random.Random()`,
 `np.random.RandomState()`); a NumPy draw through such an imported name that only takes the legacy cached
 Gaussian. `materialize.all_rng_restored` puts the global states back.
@@ -32,7 +33,6 @@ from typing import Any
 from torch import nn
 
 from aelab.trace.records import HostDraw
-from aelab.trace.state import State, active
 
 NUMPY, PYTHON = "numpy", "python"
 _RNG_NAMES = {NUMPY: "NumPy's RNG", PYTHON: "Python's random"}
@@ -45,11 +45,12 @@ def _numpy() -> Any:
 
 
 class Watch:
-    """The draws of one recorded run, by (rng, call, module, training), counted in the order first seen."""
+    """The draws of one recorded run, by (rng, call, module, training), counted in the order first seen;
+    `where()` is the path of the module running (the recorder's, or a training step's)."""
 
-    def __init__(self, model: nn.Module, state: State) -> None:
+    def __init__(self, model: nn.Module, where: Callable[[], str]) -> None:
         self.model = model
-        self.state = state
+        self.where = where
         self.counts: dict[tuple[str, str, str | None, bool], int] = {}
         self.explained: set[str] = set()  # the global RNGs a wrapped call drew from
         self._modules: dict[str, nn.Module] | None = None
@@ -57,7 +58,7 @@ class Watch:
     def drew(self, rng: str, call: str, global_: bool) -> None:
         if global_:
             self.explained.add(rng)
-        path = self.state.current_module()
+        path = self.where()
         self.add(rng, call, path, self._training(path))
 
     def add(self, rng: str, call: str, module: str | None, training: bool) -> None:
@@ -74,13 +75,16 @@ class Watch:
         return [HostDraw(rng, call, module, training, n) for (rng, call, module, training), n in self.counts.items()]
 
 
+_WATCH: Watch | None = None  # the run being watched, if any
+
+
 def _wrapped(rng: str, label: str, fn: Callable[..., Any], generator: bool = False) -> Callable[..., Any]:
     """`fn`, recording each call into the running Watch; `generator`: `default_rng`, a draw only unseeded."""
     @functools.wraps(fn)
     def drawing(*args: Any, **kwargs: Any) -> Any:
-        st = active()
-        if st is not None and st.host is not None and not (generator and _seeded(args, kwargs)):
-            st.host.drew(rng, label, not generator)
+        watch = _WATCH
+        if watch is not None and not (generator and _seeded(args, kwargs)):
+            watch.drew(rng, label, not generator)
         return fn(*args, **kwargs)
 
     return drawing
@@ -167,14 +171,16 @@ def _frozen(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def watched(model: nn.Module, state: State) -> Iterator[Watch]:
-    """Record the draws from the global RNGs of the run inside (see the module doc) into the Watch yielded."""
+def watched(model: nn.Module, where: Callable[[], str]) -> Iterator[Watch]:
+    """Record the draws from the global RNGs of the run inside (see the module doc) into the Watch yielded;
+    `where()` names the module running when one is drawn."""
+    global _WATCH
     np = _numpy()
-    watch = Watch(model, state)
+    watch = Watch(model, where)
     patches = _patches(np)
     python_before = _python_fingerprint()
     numpy_before = _numpy_fingerprint(np) if np is not None else None
-    previous, state.host = state.host, watch
+    previous, _WATCH = _WATCH, watch
     found = [(namespace, getter(namespace)) for namespace, getter, _ in patches]  # the originals, unless nested
     for namespace, _, wrappers in patches:
         namespace.update(wrappers)
@@ -183,7 +189,7 @@ def watched(model: nn.Module, state: State) -> Iterator[Watch]:
     finally:
         for (namespace, _, wrappers), (_, values) in zip(patches, found, strict=True):
             namespace.update(zip(wrappers, values, strict=True))
-        state.host = previous
+        _WATCH = previous
         if PYTHON not in watch.explained and _python_fingerprint() != python_before:
             watch.add(PYTHON, "", None, model.training)
         if np is not None and NUMPY not in watch.explained and _numpy_fingerprint(np) != numpy_before:

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_leaves
 from aelab.trace import fastmeta
 from aelab.trace.kernel_sizes import NORM_WEIGHT, real_mkldnn_workspace
 from aelab.trace.modes import DispatchMode
+from aelab.trace.records import HostDraw, Read
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
 
@@ -93,6 +94,8 @@ class StepLog:
     outputs: dict[str, int] = field(default_factory=dict)  # module path -> bytes of its outputs (first step)
     corrections: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)  # the values the forward read (`Trace.reads`)
+    host_draws: list[HostDraw] = field(default_factory=list)  # draws from Python's `random`/NumPy (`Trace`'s)
 
 
 # --- the recording -----------------------------------------------------------------------------------

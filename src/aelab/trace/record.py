@@ -33,7 +33,7 @@ from aelab.trace.inputs import InputSpec, synthetic_input
 from aelab.trace.materialize import all_rng_restored, real_answers, streamed
 from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
-from aelab.trace.records import Trace
+from aelab.trace.records import HostDraw, Read, Trace
 from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC
 
 InputLike = InputSpec | torch.Tensor | Sequence[int]
@@ -245,12 +245,7 @@ def _notes(trace: Trace) -> list[str]:
                    f"alone, answered exactly beside the {trace.execution} run without the weights"
                    + ("; inputs given as shapes stand for integers 0, masks and booleans 1, floats N(0, 1): pass "
                       "tensors through the API for your values." if synthetic else "."))
-    random_reads = [r for r in trace.reads if r.random]
-    causes = [f"{_where(random_reads)} {'chooses' if len(random_reads) == 1 else 'choose'} control flow from a "
-              "random number (e.g. LayerDrop in train mode)"] if random_reads else []
-    drawn = [d for d in trace.host_draws if d.training]
-    if drawn:
-        causes.append(draw_words(drawn))
+    causes = random_causes(trace.reads, [d for d in trace.host_draws if d.training])
     if causes:
         out.append(f"This count is one random draw: {'; '.join(causes)}; trace in eval mode with `--eval` for a "
                    "deterministic one.")
@@ -266,7 +261,18 @@ def _notes(trace: Trace) -> list[str]:
     return out
 
 
-def _where(reads: list[Any]) -> str:
+def random_causes(reads: Sequence[Read], draws: Sequence[HostDraw]) -> list[str]:
+    """What makes a run one random draw, in words: `reads` of torch's random numbers that choose control flow,
+    `draws` from Python's `random` or NumPy (by module). Every room that notes it says it with these."""
+    random_reads = [r for r in reads if r.random]
+    causes = [f"{_where(random_reads)} {'chooses' if len(random_reads) == 1 else 'choose'} control flow from a "
+              "random number (e.g. LayerDrop in train mode)"] if random_reads else []
+    if draws:
+        causes.append(draw_words(list(draws)))
+    return causes
+
+
+def _where(reads: Sequence[Any]) -> str:
     counts: dict[str, int] = {}
     for r in reads:
         key = f"{r.op} in {r.module or 'the root'}"

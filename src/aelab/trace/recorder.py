@@ -333,7 +333,8 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     gc_enabled = gc.isenabled()
     gc.disable()  # a run allocates records by the thousand: cyclic GC passes over them cost 20-30%
     try:
-        with hostrng.watched(model, st) as host, fake_ctx, inner if inner is not None else contextlib.nullcontext(), \
+        inner_ctx = inner if inner is not None else contextlib.nullcontext()
+        with hostrng.watched(model, st.current_module) as host, fake_ctx, inner_ctx, \
                 _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()

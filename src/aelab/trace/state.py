@@ -52,7 +52,6 @@ class State:
         self.shadow = Shadow()  # real values of what does not depend on the weights
         self.oracle: Oracle | None = None  # answers of a real run, when this run replays one
         self.probes: dict[str, str] = {}  # op -> why its meta/fake kernel refused (the CPU kernel ran it)
-        self.host: Any = None  # the `hostrng.Watch` of this run: draws from Python's `random` or NumPy
 
     def current_module(self) -> str:
         """Path of the innermost module running now ("" for the root or outside any module)."""

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from aelab.trace.hostrng import held_states, watched
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
-from aelab.trace.materialize import known_buffers
-from aelab.trace.record import as_input_spec, model_device, prepare_inputs
+from aelab.trace.materialize import all_rng_restored, known_buffers
+from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow
 from aelab.trace.tensors import flatten_tensors
 
@@ -100,7 +101,9 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     `context` is entered around forward and backward (a FakeTensorMode for fake execution). `known` gives
     the real values of some stand-ins (the inputs'); the buffers' are looked up when the forward reads them
     (`aelab.trace.materialize.known_buffers`), so a value the forward reads is answered exactly
-    (`aelab.trace.shadow`). The model's own tensors, flags and training mode are not touched.
+    (`aelab.trace.shadow`). `StepLog.reads` and `StepLog.host_draws` say what the step read and drew from
+    Python's `random` or NumPy (`aelab.trace.hostrng`). The model's own tensors, flags and training mode are
+    not touched; the RNGs are `simulate`'s to put back.
     """
     for name in optimizers:
         if name not in OPTIMIZERS:
@@ -149,7 +152,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     ctx = context if context is not None else contextlib.nullcontext()
     model.train()
     try:
-        with mode, checkpointed(model, checkpoint):
+        with watched(model, lambda: scope.where()[2]) as watch, mode, checkpointed(model, checkpoint):
             scope.step = 1
             scope.phase = "forward"
             mark("forward")
@@ -194,6 +197,8 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
                         mark(f"{name}:steady")
                 del opt
                 mark(f"{name}:gone")
+        log.reads = list(shadow.reads)
+        log.host_draws = watch.draws()
     finally:
         pre.remove()
         post.remove()
@@ -211,8 +216,23 @@ def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspec
     entered around the step) for a model with weights, meta ones for a meta model. `flags[name]` says
     whether a parameter trains. The inputs are prepared as `record` prepares them (`prepare_inputs`), so
     reads of masks and position ids are answered; a buffer the forward reads is answered from the model's
-    own values (on meta, as `aelab.trace.materialize` recovers them). The model itself is not touched.
+    own values (on meta, as `aelab.trace.materialize` recovers them). The model itself is not touched, and
+    every RNG comes back as it was (torch's, Python's, NumPy's, the generators a module holds), as after
+    `record`; a step whose forward drew a number that can change what runs says so in `StepLog.notes`.
     """
+    with all_rng_restored(), held_states(model) as held:
+        log = _simulate(model, specs, kwspecs, flags, optimizers=optimizers, amp=amp, loss=loss,
+                        checkpoint=checkpoint, foreach=foreach)
+        log.host_draws += held.draws(eval_mode=False)
+    causes = random_causes(log.reads, log.host_draws)  # the step trains: every draw may steer it
+    if causes:
+        log.notes.append(f"This prediction is one random draw: {'; '.join(causes)}; a step with other draws may "
+                         "run other code and need other memory.")
+    return log
+
+
+def _simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspecs: Mapping[str, Any],
+              flags: Mapping[str, bool], **options: Any) -> StepLog:
     where = model_device(model)
     fake = where.type != "meta"
     mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
@@ -226,8 +246,7 @@ def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspec
             params = {n: mode.from_tensor(p).detach().requires_grad_(bool(flags.get(n, False)))
                       for n, p in model.named_parameters()}
             buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
-    return record_steps(model, params, buffers, inp.args, inp.kwargs, optimizers=optimizers, amp=amp, loss=loss,
-                        checkpoint=checkpoint, foreach=foreach, context=mode, known=inp.known)
+    return record_steps(model, params, buffers, inp.args, inp.kwargs, context=mode, known=inp.known, **options)
 
 
 def _meta(t: torch.Tensor) -> torch.Tensor:
