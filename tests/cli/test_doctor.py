@@ -86,6 +86,24 @@ def test_cli_json(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert f["got"] == "input (N, 768)" and "800" in f["expected"] and data["output_shapes"] == [[2, 4]]
 
 
+@pytest.mark.parametrize("max_fixes", [0, 1])
+def test_cli_a_model_still_broken_at_max_fixes_exits_1_and_names_the_problem_left(cli, max_fixes: int) -> None:  # type: ignore[no-untyped-def]
+    """--max-fixes 0 once exited 0 with "ok": true and no finding on a broken model; fixes or not, it fails."""
+    from aelab import schemas
+
+    argv = ("doctor", f"{CASES}:ThreeWrong", "--input", "2x1x28x28", "--max-fixes", str(max_fixes))
+    r = cli(*argv)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    fix = "fix" if max_fixes == 1 else "fixes"
+    assert f"Stopped: stopped after {max_fixes} {fix}; problem {max_fixes + 1} is not fixed." in r.stdout
+    j = cli(*argv, "--format", "json")
+    assert j.returncode == 1, j.stderr
+    data = json.loads(j.stdout)
+    schemas.validate("doctor", data)
+    assert data["status"] == "limit" and data["ok"] is False and data["output_shapes"] == []
+    assert [f["applied"] for f in data["findings"]] == [True] * max_fixes + [False]
+
+
 _BATCH = """
 import contextlib, io, json, sys
 from aelab.cli import main

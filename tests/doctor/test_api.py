@@ -72,7 +72,8 @@ def test_max_fixes_stops_and_says_so() -> None:
     from doctor.test_cases import ThreeWrong
 
     d = diagnose(ThreeWrong(), (2, 1, 28, 28), max_fixes=1)
-    assert d.status == "limit" and len(d.findings) == 1 and d.exit_code == 1 and d.stopped
+    assert d.status == "limit" and d.exit_code == 1 and d.stopped == "stopped after 1 fix; problem 2 is not fixed"
+    assert [f.applied for f in d.findings] == [True, False]  # the problem left is listed, not applied
     assert d.output_shapes == []
 
 

@@ -166,7 +166,8 @@ def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, n
              **kwinputs: InputLike) -> Diagnosis:
     """Trace `model` on `inputs` (shapes or tensors); while something is wrong, explain it, apply the fix
     to a copy and trace again, so one run reports every problem down the model, or stops at one without
-    a fix. The user's model is never modified."""
+    a fix, or after `max_fixes` fixes (the problem left listed, not applied). The user's model is never
+    modified."""
     state = _State(model, list(inputs), dict(kwinputs))
     trace = _trace(state)
     findings: list[Finding] = []
@@ -176,8 +177,11 @@ def diagnose(model: nn.Module, *inputs: InputLike, max_fixes: int = MAX_FIXES, n
         if not candidates:
             status = "fixed" if findings else "ok"
             break
-        if len(findings) >= max_fixes:
-            status, stopped = "limit", f"stopped after {max_fixes} fixes; more problems remain"
+        if len(findings) >= max_fixes:  # the problem left is listed, not applied: the model still fails
+            findings.append(candidates[0])
+            status = "limit"
+            fixes = f"{max_fixes} fix{'' if max_fixes == 1 else 'es'}"
+            stopped = f"stopped after {fixes}; problem {len(findings)} is not fixed"
             break
         chosen, failure = None, None
         for cand in candidates:
