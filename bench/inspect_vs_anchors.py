@@ -204,27 +204,33 @@ def ratios(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-NOTES_PROFILE = (
-    "Where the time went (cProfile and per-op thread-CPU timers, forward traces on meta). First, torch's "
-    'own meta kernels, which for many ops are Python decompositions: a batch norm 2.6 ms (66% of the seed'
-    " VAE and of ResNet-50: 53 calls, 219 ms; its backward 139 ms more), `pow` 4.2 ms (Llama's RMSNorm: 2"
-    '74 ms), `mean` 3.2 ms, every pointwise op ~0.3 ms of stride inference through symbolic-shape guards.'
-    ' `trace/fastmeta.py` gives those ops exact shape-only kernels while recording on meta (a test compar'
-    "es each with torch's on the cases it accepts). Then cyclic GC passes over the thousands of records ("
-    '20–30%, now paused while a trace is recorded and analysed) and a quadratic `visible_calls`. With the'
-    ' recorder of 2026-12-01 18:40 (before the tracing ladder landed) the forward traces went, CPU ms: se'
-    'ed VAE 32 → 10-12, ResNet-50 333 → 69, Llama-7B ≈1370 → ≈380. From a shell, `torch._dynamo` and `sym'
-    "py` (2.6 s of a 10 s run under load) were imported by torch's `_disable_dynamo` wrapper around every"
-    " dispatch mode and by meta reference kernels; aelab's modes now opt out (`trace/modes.py`) and the s"
-    "eed MLP imports neither.\n\n"
-    "What remains, measured on this run's code: the BatchNorm buffer recovery that was 47% of the ResNet-"
-    "50 trace now answers torch's norm statistics directly (ResNet-50 150 → 92 ms, seed VAE 40 → 19 ms CP"
-    'U in a loaded profile), and attention on meta runs the flash-for-CPU kernel a real CPU run takes (`t'
-    "race/attention.py`), so backward FLOPs equal a real run's. On the seed VAE the rest is the fixed Pyt"
-    'hon cost of three recording layers on 48 ops and 69 calls (~10-20 µs per op, a few dicts per call; t'
-    "he shadow's per-op check ~11%) against torchinfo's hooks on a 3 ms real forward: ≤ 1.0× there needs "
-    "a recorder that does less per op than a forward hook does per module. From a shell the table's `rich"
-    '` import (~0.3 s) remains.')
+NOTES_PROFILE = """\
+Where the time went (thread CPU, the best of 25 batches of 4 in one process; this VM's speed drifts by up to \
+2× between minutes, so the numbers below are from the quietest run, 2026-12-01 21:20). Seed VAE, forward \
+only, built on meta: a forward under aelab's shape-only kernels alone takes 1.1 ms; no-op global module \
+hooks add 0.1 ms; a pass-through `TorchFunctionMode` adds ~1.0 ms (torch's own Python dispatch of the 61 \
+torch-function calls of this forward, 21 of them attribute getters such as `.shape`); aelab's three \
+recorders (module calls, functions, aten ops with the shadow's value following and the FLOP formulas) add \
+~1.7 ms; a run's set-up (one walk of the model, the parameter count, buffer deferral, RNG fingerprints, \
+the training-flag snapshot) ~1.2 ms, and `record()`'s input synthesis and RNG save/restore ~0.5 ms; the \
+analyses (data flow, bottleneck, notes; the layer table) ~1.3 ms. torchinfo's whole summary is ~4.5 ms, a \
+3 ms real forward plus its hooks.
+
+Fixed this session, each measured before and after: three ops of the seed VAE fell back from aelab's \
+kernels to torch's Python meta kernels (`0.5 * log_var` on a split view 0.5 ms, `normal_` 0.7 ms, an add \
+of a split view 0.4 ms; one non-dense operand now takes torch's stride sort, random fills return their \
+argument); pytree maps in the shadow and the FLOP formulas (~7%); the shadow's real calls entered \
+`no_grad` and `_disable_current_modes` per op (17 µs); BatchNorm's reserve `empty([0])` was computed for \
+real (uninitialised factories are not followed); `num_batches_tracked += 1` looked the buffer up and \
+computed it in every BatchNorm (the write now waits for a read that never comes); `flatten_tensors` on a \
+convolution's arguments (16 → 1.6 µs) and frozen-dataclass records (1.4 µs each); eight `named_*` \
+traversals per run (one walk now); a `hasattr` per module through `nn.Module.__getattr__`. The \
+inspect/torchinfo ratio went from 2.1–2.2× to 1.5–1.7× in the same harness.
+
+What remains is spread thin: no function holds more than ~5% of the trace. ≤ 1.0× would need the \
+function-level recording without a `TorchFunctionMode` (its dispatch alone is ~1 ms here) and recorders \
+that do less per op than torchinfo's hooks do per module. From a shell the table's `rich` import (~0.3 s) \
+remains."""
 
 
 def main() -> None:
