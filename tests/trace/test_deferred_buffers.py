@@ -62,10 +62,13 @@ def test_a_buffer_overwritten_from_the_weights_is_not_read_back_at_its_initial_v
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]  # the real forward's answer
 
 
+@pytest.mark.xfail(strict=True, reason="the module-by-module real forward makes the buffer real, not the alias")
 def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown() -> None:
+    assert tuple(construct(Width, {"write": "an alias's copy_"}, "cpu")(torch.zeros(2, 4)).shape) == (2, 1)
     report = aelab.inspect(construct(Width, {"write": "an alias's copy_"}, "meta"), torch.zeros(2, 4))
-    # not answered from the shadow (it was: exact, 3); the real forward's answer is not checked here, since the
-    # module-by-module real forward makes the registered buffer real but not an alias kept beside it
+    # not answered from the shadow (it was: exact, 3), and the module-by-module real forward follows the alias
+    # kept beside the buffer: its write lands in the buffer's real value (it went to meta, and 3 was read back)
+    assert report.trace.outputs[0].shape == (2, 1)
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]
 
 
