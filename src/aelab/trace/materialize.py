@@ -4,9 +4,11 @@ When a value the program reads depends on the weights (an MoE router's `nonzero`
 no meta trick knows it: a real forward must run. `real_answers` runs one at the user's batch without ever
 holding the whole model: a dispatch mode swaps each meta parameter or buffer, at the first op that touches
 it, for a real CPU value (`Materializer`), and frees it when the module that needed it returns (no autograd,
-so nothing keeps it alive). Memory is about the largest module plus the activations. The answers of every
-value read (`.item()`, `nonzero`, ...) are kept in an `Oracle`, keyed by op and input shapes, and the meta
-run is then replayed with them: same control flow, the user's batch, backward included, no weights.
+so nothing keeps it alive); a meta tensor kept on its storage (a view made in `__init__`) gets the same bytes
+of that value, so a write through it lands there. Memory is about the largest module plus the activations.
+The answers of every value read (`.item()`, `nonzero`, ...) are kept in an `Oracle`, keyed by op and input
+shapes, and the meta run is then replayed with them: same control flow, the user's batch, backward included,
+no weights.
 
 Where the values come from, for a meta model (a real model's own weights are used as they are):
 - parameters: each module's own initialisation on an empty CPU copy of the module (transformers'
@@ -36,7 +38,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
 from aelab.trace.modes import DispatchMode
-from aelab.trace.shadow import NOTHING, Shadow, _kind
+from aelab.trace.shadow import NOTHING, Shadow, _kind, _storage
 from aelab.trace.walk import ModelParts, walk
 
 # model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
@@ -86,6 +88,7 @@ class Materializer:
         self._sentinel_left: set[str] = set()
         self._modules: dict[int, str] = {}
         self._buffers_of: dict[int, dict[str, torch.Tensor]] = {}  # id(module) -> its buffers' values (buffer_value)
+        self._on_storage: dict[int, torch.Tensor] | None = None  # storage -> a parameter/buffer on it (`alias_base`)
 
         def walk(module: nn.Module, path: str, hf: Any) -> None:
             if id(module) in self._modules:
@@ -118,6 +121,34 @@ class Materializer:
             if src is not None:
                 self.cache[id(src)] = real
         return self.cache[id(t)]
+
+    def alias_base(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The parameter or buffer on whose storage meta tensor `t` lies, when `t` is none of them: a view kept
+        as a plain attribute (`self.alias = self.width.view(1)` in `__init__`), made before any run."""
+        if self._on_storage is None:  # built at the first such tensor: most real runs meet none
+            self._on_storage = {}
+            for _, module, attr in self.owner.values():
+                src = module._parameters.get(attr, module._buffers.get(attr))
+                if src is not None:
+                    self._on_storage.setdefault(_storage(src), src)
+        return self._on_storage.get(_storage(t))
+
+    def alias_value(self, base: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """`t`'s bytes of `base`'s real value (`value`, cached): the same offset, sizes and strides on the real
+        storage as on the meta one, so a write through `t` lands in the value the module's ops see. A value laid
+        out otherwise than `base` (a fresh contiguous one for a strided buffer) is first copied into a real
+        storage of base's storage's size, at base's geometry, and cached as such."""
+        real = self.value(base)
+        geometry = (tuple(base.shape), tuple(base.stride()), base.storage_offset())
+        size = base.untyped_storage().nbytes()
+        with _disable_current_modes():
+            if (tuple(real.shape), tuple(real.stride()), real.storage_offset()) != geometry \
+                    or real.dtype != base.dtype or real.untyped_storage().nbytes() < size:
+                store = torch.zeros(-(-size // max(base.element_size(), 1)), dtype=base.dtype)
+                placed = store.as_strided(*geometry)
+                placed.copy_(real)
+                self.cache[id(base)] = real = placed
+            return torch.empty(0, dtype=t.dtype).set_(real.untyped_storage(), t.storage_offset(), t.shape, t.stride())
 
     def evict(self, ids: list[int]) -> None:
         for i in ids:
@@ -294,12 +325,14 @@ class _RealRun(DispatchMode):
         mat = self.mat
 
         def swap(x: Any) -> Any:
-            if isinstance(x, torch.Tensor) and x.device.type == "meta" and mat is not None and mat.knows(x):
-                fresh = id(x) not in mat.cache
-                value = mat.value(x)
-                if fresh:
-                    self.made_in[-1].append(id(x))
-                return value
+            if isinstance(x, torch.Tensor) and x.device.type == "meta" and mat is not None:
+                base = x if mat.knows(x) else mat.alias_base(x)
+                if base is not None:
+                    fresh = id(base) not in mat.cache
+                    value = mat.value(x) if base is x else mat.alias_value(base, x)
+                    if fresh:
+                        self.made_in[-1].append(id(base))
+                    return value
             if isinstance(x, torch.device) and x.type == "meta":
                 return self.device
             return x
