@@ -157,6 +157,9 @@ def test_inspect_and_doctor_live_on_a_broken_model(monkeypatch: pytest.MonkeyPat
     code, doc = run_json("inspect", "examples/broken.py:ConvNet2dWrong", "--input", "1x1x28x28", "--format", "json")
     assert code == 1 and doc["error"] is not None and doc["doctor"]["status"] == "fixed"
     check("inspect", doc)
+    stopped = [r for r in doc["layers"] if r["flops"] is None]  # the failing layer: null, not a "free" 0
+    assert stopped and all(r["flops_other"] is None and r["output_bytes"] is None for r in stopped)
+    assert doc["layers"][0]["flops"] is not None and doc["layers"][0]["flops"] > 0  # a layer that ran is counted
     code, doc = run_json("doctor", "examples/broken.py:ConvNet2dWrong", "--input", "1x1x28x28", "--format", "json")
     assert code == 1 and doc["findings"]
     check("doctor", doc)

@@ -26,8 +26,10 @@ def report_dict(report: Report) -> dict[str, Any]:
         "layers": [
             {"name": r.name, "type": r.type, "kind": r.kind, "depth": r.depth,
              "input_shapes": [list(s) for s in r.input_shapes], "output_shapes": [list(s) for s in r.output_shapes],
-             "params": r.params, "trainable_params": r.trainable_params, "flops": r.flops,
-             "flops_other": r.flops_other, "flops_backward": r.flops_backward, "output_bytes": r.output_bytes,
+             "params": r.params, "trainable_params": r.trainable_params,
+             # a row the failure stopped computed nothing countable: null, not a 0 that reads as "free"
+             "flops": None if r.failed else r.flops, "flops_other": None if r.failed else r.flops_other,
+             "flops_backward": r.flops_backward, "output_bytes": None if r.failed else r.output_bytes,
              **({"formula": explanation_lines(report.explanations[r.name])} if r.name in report.explanations else {})}
             for r in report.rows
         ],
