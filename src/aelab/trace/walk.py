@@ -7,6 +7,7 @@ of a small model's trace. `walk` visits the tree once, in their order, with thei
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,21 +31,22 @@ def _first_of_each(items: list[tuple[str, _T]]) -> list[tuple[str, _T]]:
 @dataclass(frozen=True)
 class ModelParts:
     """Every (path, object) of a model, in `named_modules()` pre-order: a module, parameter or buffer shared
-    between places is listed at each of its paths (`remove_duplicate=False`); `unique_*` keep the first."""
+    between places is listed at each of its paths (`remove_duplicate=False`); `unique_*` keep the first
+    (computed once: a run's set-up asks for them several times)."""
 
     modules: list[tuple[str, nn.Module]]
     params: list[tuple[str, nn.Parameter]]
     buffers: list[tuple[str, torch.Tensor]]
 
-    @property
+    @functools.cached_property
     def unique_modules(self) -> list[tuple[str, nn.Module]]:
         return _first_of_each(self.modules)
 
-    @property
+    @functools.cached_property
     def unique_params(self) -> list[tuple[str, nn.Parameter]]:
         return _first_of_each(self.params)
 
-    @property
+    @functools.cached_property
     def unique_buffers(self) -> list[tuple[str, torch.Tensor]]:
         return _first_of_each(self.buffers)
 
