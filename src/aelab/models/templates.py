@@ -6,18 +6,22 @@ model's `codegen_attrs()`. A template may use only torch and those attributes.
 
 from __future__ import annotations
 
+DECODE = '''
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction in data space."""
+        return self.likelihood(self.decoder(z))
+'''
+
+FORWARD_CODE = '''
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+'''  # a deterministic code: the reconstruction of its decode
+
 AE_METHODS = '''
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code z of a batch x."""
         return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in data space."""
-        return self.likelihood(self.decoder(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
+''' + DECODE + FORWARD_CODE + '''
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Mean per-element reconstruction error (+ the sparsity penalty in training mode)."""
         x_in = x + self.noise * torch.randn_like(x) if self.training and self.noise > 0 else x
@@ -37,11 +41,7 @@ VAE_METHODS = '''
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean: the deterministic code."""
         return self.posterior(x)[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in data space."""
-        return self.likelihood(self.decoder(z))
-
+''' + DECODE + '''
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction, mean, log_var); z is sampled in training mode, the mean otherwise."""
         mean, log_var = self.posterior(x)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aelab.models import templates
 from aelab.models.base import AEOutput, Autoencoder, KLControl, LossOutput
 from aelab.models.blocks import activation
 from aelab.models.codegen import renders
@@ -110,14 +111,7 @@ VQ_METHODS = '''
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The quantised code of x (straight-through in training)."""
         return self.quantizer(self.encoder(x))[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in data space."""
-        return self.likelihood(self.decoder(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
+''' + templates.DECODE + templates.FORWARD_CODE + '''
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Mean per-element reconstruction error + commitment * ||z_e - sg(e)||^2 (the EMA moves the codes)."""
         x_in = x + self.noise * torch.randn_like(x) if self.training and self.noise > 0 else x
