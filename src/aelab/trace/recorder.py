@@ -27,15 +27,15 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from aelab.trace import attention, fastmeta, hostrng
-from aelab.trace import flops as flop_rules
+from aelab.trace import attention, hostrng
 from aelab.trace.materialize import known_buffers, meta_copy
 from aelab.trace.methods import recorded_methods
 from aelab.trace.modes import DispatchMode
+from aelab.trace.opfacts import OpFacts, facts
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
-from aelab.trace.shadow import NOTHING, REPLAYED, _kind, is_real, target_device
+from aelab.trace.shadow import NOTHING, REPLAYED, is_real, target_device
 from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk
@@ -78,14 +78,14 @@ class _FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         st = self.state
-        call = functools.partial(func, *args, **kwargs)
-        if func in attention.SDPA and st.execution == "meta":  # the kernel a CPU run picks, not meta's math path
-            call = functools.partial(_attention, func, args, kwargs)
         names = _function_names(func) if st.phase == "forward" and not st.suppress_functions else None
+        inputs = args if not kwargs else (args, kwargs)
+        if func in attention.SDPA and st.execution == "meta":  # the kernel a CPU run picks, not meta's math path
+            func, args, kwargs = _attention, (func, args, kwargs), {}
         if names is None:
-            return call()
+            return func(*args, **kwargs)
         short, type_ = names
-        out = st.record_call("function", short, type_, (args, kwargs), call)
+        out = st.record_call("function", short, type_, inputs, func, args, kwargs)
         if short == "[]" and len(args) == 2:
             st.shadow.getitem(args[0], args[1], out)
         return out
@@ -96,20 +96,12 @@ def _attention(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     return func(*args, **kwargs) if out is None else out
 
 
-_SKIP_OPS = frozenset({"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
-                       "aten.sym_storage_offset", "aten.is_same_size"})
 _DATA_DEPENDENT = frozenset({"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.unique",
                              "aten._unique2", "aten.unique_dim", "aten.unique_consecutive", "aten.item",
                              "aten.repeat_interleave", "aten.bincount", "aten.histc"})
 
 
 _INDEXING = frozenset({"aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"})
-
-
-@functools.lru_cache(maxsize=4096)
-def _op_name(func: Any) -> str:
-    packet = str(func.overloadpacket)
-    return packet if "." in packet else f"aten.{packet}"
 
 
 class _DispatchRecorder(DispatchMode):
@@ -119,37 +111,45 @@ class _DispatchRecorder(DispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        name = _op_name(func)
-        if name in _SKIP_OPS or name.startswith("prim."):
+        f = facts(func)
+        if f.skip:
             return func(*args, **kwargs)
-        st = self.state
         with torch._C.DisableTorchFunction():  # our own metadata reads must not re-enter the function mode
-            return self._record(func, name, st, args, kwargs)
+            return self._record(func, f, self.state, args, kwargs)
 
-    def _record(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
+    def _record(self, func: Any, f: OpFacts, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
         sh = st.shadow
+        name = f.name
         out: Any = NOTHING
         if name in _INDEXING:
             args = sh.masks_to_indices(args)
-        if _kind(func)[0]:  # an op that reads values: answer it from the shadow values, or the real run's
+        if f.reads:  # an op that reads values: answer it from the shadow values, or the real run's
             out = self._read(func, name, st, args, kwargs)
         if out is NOTHING:
             try:
-                out = fastmeta.run(func, args, kwargs) if st.execution == "meta" else func(*args, **kwargs)
+                if st.execution != "meta":
+                    out = func(*args, **kwargs)
+                else:  # the shape-only kernel where one accepts the arguments (`aelab.trace.fastmeta`), else torch's
+                    out = NotImplemented if f.kernel is None else f.kernel(*args, **kwargs)
+                    if out is NotImplemented:
+                        out = func(*args, **kwargs)
             except BaseException as exc:
                 out = self._retry(func, name, st, args, kwargs, exc)
             else:
                 sh.after(func, args, kwargs, out)
-        try:
-            counted = flop_rules.count(func, args, kwargs, out)
-        except Exception:
-            counted = None
-        scope = (st.stack[-1] if st.stack else None) if st.phase == "forward" else st.bw_scope
-        st.ops.append(OpEvent(index=len(st.ops), name=name, phase=st.phase, call=scope,
-                              inputs=st.op_infos(args, kwargs),
-                              outputs=st.op_infos(out if isinstance(out, (list, tuple)) else (out,), {}),
-                              category=counted[0] if counted else None, flops=counted[1] if counted else 0,
-                              is_view=bool(getattr(func, "is_view", False)), attrs=_attrs(name, args)))
+        flops, category = 0, None
+        if f.rule is not None:
+            try:
+                flops, category = int(f.rule.formula(args, kwargs, out)), f.rule.category
+            except Exception:
+                flops = 0
+        st.ops.append(OpEvent(
+            index=len(st.ops), name=name, phase=st.phase,
+            call=(st.stack[-1] if st.stack else None) if st.phase == "forward" else st.bw_scope,
+            inputs=st.op_infos(args, kwargs),
+            outputs=st.op_infos(out if isinstance(out, (list, tuple)) else (out,), {}), category=category,
+            flops=flops, is_view=f.is_view,
+            attrs=_attrs(name, args) if name == "aten.convolution_backward" else {}))
         return out
 
     def _read(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -172,7 +172,7 @@ class _DispatchRecorder(DispatchMode):
         copies_out = st.execution == "meta" and (  # `.cpu()`, `.tolist()`, `real[...] = meta`: values leave
             target_device(args, kwargs).type != "meta"
             or (name == "aten.copy_" and tensors and is_real(tensors[0]) and not all(map(is_real, tensors))))
-        if data_dep or name in _DATA_DEPENDENT or _kind(func)[0]:
+        if data_dep or name in _DATA_DEPENDENT or facts(func).reads:
             st.data_dependent = name
             st.data_dependent_module = st.current_module()
             raise exc
@@ -202,12 +202,7 @@ def _attrs(name: str, args: Any) -> dict[str, object]:
 
 # --- module hooks -----------------------------------------------------------------------------------
 def _module_pre_hook(module: nn.Module, args: Any) -> None:
-    with torch._C.DisableTorchFunction():
-        _open_module_call(module)
-
-
-def _open_module_call(module: nn.Module) -> None:
-    st = active()
+    st = active()  # (no torch function runs here: no need to disable the function mode)
     if st is None or st.phase != "forward":
         return
     path = st.module_names.get(id(module), f"<{type(module).__name__}>")
@@ -247,7 +242,8 @@ def _close_module_call(args: Any, kwargs: Any, output: Any) -> None:
     if st.error is not None and cid in st.error.call_stack:
         call.failed = True
     st.close_call(call)
-    st.claim_nodes(outs, cid)
+    if st.grad:
+        st.claim_nodes(outs, cid)
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -306,6 +302,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     param_ids = {id(t) for t in swapped.values()} if swapped else {id(p) for p in unique_params}
     st = State(names, param_ids)
     st.execution = execution
+    st.grad = backward
     st.oracle = oracle
     for t, value, taint in known:
         st.shadow.set(t, value, taint)

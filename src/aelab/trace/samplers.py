@@ -13,25 +13,26 @@ from aelab.trace.state import active
 
 
 def distribution_classes() -> list[type]:
-    """Distribution and every subclass torch defines (samplers are patched on each one that has its own)."""
+    """Distribution and every subclass defined so far (samplers are patched on each one that has its own)."""
     todo: list[type] = [torch.distributions.Distribution]
-    seen: list[type] = []
+    seen: dict[type, None] = {}
     while todo:
         cls = todo.pop()
-        seen.append(cls)
-        subclasses: list[type] = cls.__subclasses__()
-        todo.extend(sub for sub in subclasses if sub not in seen)
-    return seen
+        seen[cls] = None
+        todo.extend(sub for sub in cls.__subclasses__() if sub not in seen)
+    return list(seen)
 
 
+@functools.lru_cache(maxsize=1024)
 def _wrap_sampler(method: Any, method_name: str) -> Any:
+    """The recording wrapper of one sampler (made once per function: a run patches ~40 of them)."""
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         st = active()
         if st is None or st.phase != "forward" or st.suppress_functions:
             return method(self, *args, **kwargs)
         type_ = f"{type(self).__name__}.{method_name}"
-        return st.record_call("sample", method_name, type_, self, lambda: method(self, *args, **kwargs), opaque=True)
+        return st.record_call("sample", method_name, type_, self, method, (self, *args), kwargs, opaque=True)
 
     return wrapper
 

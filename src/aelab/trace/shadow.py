@@ -21,7 +21,6 @@ initialised weights, see `aelab.trace.materialize`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from aelab.trace.aten_args import map_leaves, real_call, tensors_of
 from aelab.trace.deferred import Deferred
 from aelab.trace.modes import DispatchMode
+from aelab.trace.opfacts import facts
 from aelab.trace.records import Read
 
 RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
@@ -45,38 +45,19 @@ def is_real(t: torch.Tensor) -> bool:
     return t.device.type != "meta" and not isinstance(t, FakeTensor)
 
 
-@functools.lru_cache(maxsize=2048)
 def _kind(func: Any) -> tuple[bool, bool, bool]:
     """(reads values, random, overwrites its first argument whatever it held)."""
-    tags = set(func.tags)
-    reads = torch.Tag.data_dependent_output in tags or torch.Tag.dynamic_output_shape in tags
-    random = torch.Tag.nondeterministic_seeded in tags
-    return reads, random, func.overloadpacket.__name__ in _OVERWRITE
-
-
-@functools.lru_cache(maxsize=2048)
-def _mutated(func: Any) -> tuple[tuple[int, str], ...]:
-    """(position, name) of each argument `func` writes."""
-    return tuple((i, a.name) for i, a in enumerate(func._schema.arguments)
-                 if a.alias_info is not None and a.alias_info.is_write)
+    f = facts(func)
+    return f.reads, f.random, f.overwrite
 
 
 def written(func: Any, args: Any, kwargs: dict[str, Any]) -> list[torch.Tensor]:
     """The tensors `func` writes in place, given by position, by keyword (`out=`) or in a list (`_foreach_*_`)."""
     out: list[torch.Tensor] = []
-    for i, name in _mutated(func):
+    for i, name in facts(func).mutated:
         arg = args[i] if i < len(args) else kwargs.get(name)
         out.extend(t for t in (arg if isinstance(arg, (list, tuple)) else (arg,)) if isinstance(t, torch.Tensor))
     return out
-
-
-_aten = torch.ops.aten
-_UNINITIALISED = frozenset({_aten.empty, _aten.empty_like, _aten.empty_strided, _aten.new_empty,
-                            _aten.new_empty_strided, _aten.empty_permuted})
-
-# in-place ops whose result does not depend on what their first argument held
-_OVERWRITE = frozenset({"fill_", "zero_", "copy_", "normal_", "uniform_", "bernoulli_", "random_", "exponential_",
-                        "geometric_", "cauchy_", "log_normal_"})
 
 
 class Shadow:
@@ -223,8 +204,9 @@ class Shadow:
 
     def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small."""
-        _, random, overwrite = _kind(func)
-        mutated = written(func, args, kwargs)
+        f = facts(func)
+        random, overwrite = f.random, f.overwrite
+        mutated = written(func, args, kwargs) if f.mutated else []
         if self._deferred and len(mutated) == 1 and not random and args and args[0] is mutated[0]:
             entry = self._deferred.get(_storage(mutated[0]))  # a write to a buffer not read yet can wait
             if entry is not None and entry.postpone(func, args, kwargs):
@@ -237,7 +219,7 @@ class Shadow:
         if not outs and not mutated:
             return
         if all(is_real(t) for t in outs) and outs:  # the op ran for real (torch.rand([]) without a device)
-            taint = RANDOM if _kind(func)[1] else 0
+            taint = RANDOM if random else 0
             if self._real_taint:
                 for t in tensors_of((args, tuple(kwargs.values()))):
                     if id(t) in self._real_taint:
@@ -246,7 +228,7 @@ class Shadow:
                 for t in outs:
                     self._real_taint[id(t)] = (t, taint)
             return
-        if func.overloadpacket in _UNINITIALISED:  # no values to know (an overwrite computes from scratch)
+        if f.uninitialised:  # no values to know (an overwrite computes from scratch)
             return
         if overwrite and isinstance(args[0], torch.Tensor) and self.get(args[0]) is None:
             self.forget(args[0])  # its new value is a fresh tensor: what shares its storage would keep the old one

@@ -47,6 +47,7 @@ class State:
         self.function_names: dict[tuple[int | None, str], int] = {}
         self.module_calls: dict[str, int] = {}
         self.execution = "fake"
+        self.grad = True  # autograd records the run: its graph nodes are attributed to calls (`claim_nodes`)
         self.raise_stack: tuple[int, ...] | None = None  # call stack when an exception first left a module
         self.data_dependent_module = ""
         self.shadow = Shadow()  # real values of what does not depend on the weights
@@ -132,8 +133,10 @@ class State:
         base = f"{module}.{short}" if module else short
         return (base if n == 0 else f"{base}_{n}"), module
 
-    def record_call(self, kind: str, short: str, type_: str, inputs: Any, fn: Any, *, opaque: bool = False) -> Any:
-        """Run `fn()` as a recorded function/sample call named after `short`, its tensors from `inputs`.
+    def record_call(self, kind: str, short: str, type_: str, inputs: Any, fn: Any, fargs: Any = (),
+                    fkwargs: dict[str, Any] | None = None, *, opaque: bool = False) -> Any:
+        """Run `fn(*fargs, **fkwargs)` as a recorded function/sample call named after `short`, its tensors from
+        `inputs`.
 
         `opaque`: torch functions inside are not calls of their own (a sample is one step, not its
         arithmetic). A call that returns no tensor (`x.size()`) is forgotten and its ops go to the parent.
@@ -143,7 +146,7 @@ class State:
         self.suppress_functions += opaque
         try:
             call.inputs = self.infos(inputs)
-            out = fn()
+            out = fn(*fargs, **fkwargs) if fkwargs else fn(*fargs)
         except BaseException as exc:
             call.failed = True
             self.record_error(exc, function=type_, function_inputs=tuple(call.inputs))
@@ -156,7 +159,8 @@ class State:
             self.discard_last_call(call)
             return out
         call.outputs = [self.info(t) for t in outs]
-        self.claim_nodes(outs, call.cid)
+        if self.grad:
+            self.claim_nodes(outs, call.cid)
         return out
 
     def claim_nodes(self, outputs: list[torch.Tensor], cid: int) -> None:
