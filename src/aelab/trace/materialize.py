@@ -409,7 +409,15 @@ def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torc
     the training step's both look buffers up here."""
     parts = parts or walk(model)
     params = {id(p) for _, p in parts.params}  # a tensor that is a parameter too is never known
-    mat: Materializer | None = None
+    # The Materializer walks the model: made at the first recovery (most runs read no meta buffer), unless the
+    # run swaps stand-ins into the modules (functional_call), when it must see them as they are now.
+    made: list[Materializer] = []
+
+    def materializer() -> Materializer:
+        if not made:
+            made.append(Materializer(model))
+        return made[0]
+
     for name, b in parts.unique_buffers:
         stand = stand_ins.get(name, b)
         if id(b) in params or id(stand) in params:
@@ -420,11 +428,11 @@ def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torc
 
             shadow.defer(stand, own)
             continue
-        if mat is None:
-            mat = Materializer(model)  # now: during the run the modules hold stand-ins (functional_call)
+        if stand_ins:
+            materializer()
 
-        def recover(b: torch.Tensor = b, mat: Materializer = mat) -> tuple[torch.Tensor, int] | None:
-            value = mat.buffer_value(b)
+        def recover(b: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
+            value = materializer().buffer_value(b)
             return (value, 0) if value is not None else None
 
         shadow.defer(stand, recover)
