@@ -205,7 +205,9 @@ def _module_pre_hook(module: nn.Module, args: Any) -> None:
     st = active()  # (no torch function runs here: no need to disable the function mode)
     if st is None or st.phase != "forward":
         return
-    path = st.module_names.get(id(module), f"<{type(module).__name__}>")
+    path = st.module_names.get(id(module))
+    if path is None:
+        path = f"<{type(module).__name__}>"
     n = st.module_calls.get(path, 0)
     st.module_calls[path] = n + 1
     name = path if n == 0 else f"{path}#{n + 1}"
@@ -215,16 +217,17 @@ def _module_pre_hook(module: nn.Module, args: Any) -> None:
 def _module_post_hook(module: nn.Module, args: Any, kwargs: Any = None, output: Any = None) -> None:
     # on an exception torch calls always_call hooks as hook(module, args, None): kwargs is then None too
     st = active()
-    if kwargs is None and st is not None and st.raise_stack is None:
-        st.raise_stack = tuple(st.stack)  # an exception is unwinding: where it was raised, innermost first seen
-    with torch._C.DisableTorchFunction():
-        _close_module_call(args, kwargs, output)
-
-
-def _close_module_call(args: Any, kwargs: Any, output: Any) -> None:
-    st = active()
-    if st is None or st.phase != "forward" or not st.stack:
+    if st is None:
         return
+    if kwargs is None and st.raise_stack is None:
+        st.raise_stack = tuple(st.stack)  # an exception is unwinding: where it was raised, innermost first seen
+    if st.phase != "forward" or not st.stack:
+        return
+    with torch._C.DisableTorchFunction():
+        _close_module_call(st, args, kwargs, output)
+
+
+def _close_module_call(st: State, args: Any, kwargs: Any, output: Any) -> None:
     # find this module's open call (the innermost module call on the stack)
     for cid in reversed(st.stack):
         call = st.calls[cid]
