@@ -159,10 +159,13 @@ def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
+_SCALARS = frozenset({int, float, bool, complex})  # isinstance(x, torch.Tensor) is slow when x is not one
+
+
 def _pointwise(*args: Any, **kwargs: Any) -> Any:
     """An elementwise op of tensors on one device (and Python scalars): the broadcast shape, the promoted
     dtype and the strides torch's elementwise meta kernels give (`_elementwise_strides`)."""
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    tensors = [a for a in args if type(a) not in _SCALARS and isinstance(a, torch.Tensor)]
     first = tensors[0]
     device = first.device
     if any(t.device != device for t in tensors):

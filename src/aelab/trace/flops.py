@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import flop_registry as _torch_flop_registry
 
 from aelab.errors import RegistryError
-from aelab.trace.aten_args import shapes_of
+from aelab.trace.aten_args import ATOMS, shapes_of
 
 aten = torch.ops.aten
 
@@ -59,6 +59,8 @@ def _numel(obj: Any) -> int:
 
 
 def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if type(obj) in ATOMS:
+        return None
     if isinstance(obj, torch.Tensor):
         return obj
     if isinstance(obj, (tuple, list)):

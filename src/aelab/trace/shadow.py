@@ -29,7 +29,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
-from aelab.trace.aten_args import map_leaves, real_call, tensors_of
+from aelab.trace.aten_args import ATOMS, map_leaves, real_call, tensors_of
 from aelab.trace.deferred import Deferred
 from aelab.trace.modes import DispatchMode
 from aelab.trace.opfacts import facts
@@ -141,6 +141,8 @@ class Shadow:
         self._known.pop(id(t), None)
 
     def _known_one(self, x: Any) -> bool:
+        if type(x) in ATOMS:
+            return True
         if isinstance(x, torch.Tensor):
             hit = self._known.get(id(x))
             if hit is not None and hit[0] is x:

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from aelab.trace.aten_args import ATOMS
 from aelab.trace.materialize import Oracle
 from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
 from aelab.trace.shadow import Shadow
@@ -84,14 +85,21 @@ class State:
     def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:
         """Tensors of an aten call: flat args, lists of tensors, tensor kwargs (the hot path)."""
         out = []
+        info = self.info
         for a in args:
-            if isinstance(a, torch.Tensor):
-                out.append(self.info(a))
-            elif isinstance(a, (list, tuple)):
-                out.extend(self.info(x) for x in a if isinstance(x, torch.Tensor))
-        for a in kwargs.values():
-            if isinstance(a, torch.Tensor):
-                out.append(self.info(a))
+            ta = type(a)
+            if ta in ATOMS:
+                continue
+            if ta is list or ta is tuple:
+                for x in a:
+                    if type(x) not in ATOMS and isinstance(x, torch.Tensor):
+                        out.append(info(x))
+            elif isinstance(a, torch.Tensor):
+                out.append(info(a))
+        if kwargs:
+            for a in kwargs.values():
+                if isinstance(a, torch.Tensor):
+                    out.append(info(a))
         return tuple(out)
 
     # --- calls ------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-# values that hold no tensor, by exact type (a set lookup is cheaper than an isinstance chain per leaf)
-_ATOMS = frozenset({int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size, torch.layout,
-                    torch.memory_format, slice, type(Ellipsis)})
+from aelab.trace.aten_args import ATOMS
+
+_ATOMS = ATOMS  # values that hold no tensor, by exact type (a set lookup is cheaper than an isinstance chain)
 
 
 def _flat(items: Any) -> list[torch.Tensor] | None:
@@ -54,7 +54,7 @@ def flatten_tensors(obj: Any, _depth: int = 0, _seen: set[int] | None = None) ->
                 return flat
     seen = _seen if _seen is not None else set()
     out: list[torch.Tensor] = []
-    if _depth > 6 or obj is None or isinstance(obj, (str, bytes, int, float, bool, torch.dtype, torch.device)):
+    if _depth > 6 or type(obj) in _ATOMS or isinstance(obj, (str, bytes, int, float, bool, torch.dtype, torch.device)):
         return out
     if isinstance(obj, torch.Tensor):
         if id(obj) not in seen:
