@@ -317,3 +317,16 @@ def test_expanded_strides_are_expands() -> None:
                                                                          for n in t.shape]
         if shape:
             assert fastmeta._expanded_strides(t, torch.Size(shape)) == list(t.expand(shape).stride())
+
+
+def test_contiguous_operands_broadcast_to_the_strides_torch_gives() -> None:
+    """The fast path of contiguous operands (any rank but 4, size-1 dimensions included) against torch."""
+    rng = random.Random(7)
+    for _ in range(300):
+        ndim = rng.choice([1, 2, 3, 5])
+        shape = tuple(rng.choice([1, 1, 2, 3, 5]) for _ in range(ndim))
+        other = tuple(d if rng.random() < 0.6 else 1 for d in shape)[rng.randrange(ndim + 1):]
+        a, b = _meta(shape), _meta(other)
+        _same(fastmeta._pointwise(a, b), aten.add.Tensor(a, b))
+        _same(fastmeta._pointwise(b, a), aten.add.Tensor(b, a))
+        _same(fastmeta._pointwise(a), aten.tanh.default(a))

@@ -11,6 +11,7 @@ recorder runs torch's kernel. They are used only while recording on meta, never 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,8 @@ def _elementwise_strides(tensors: list[torch.Tensor], shape: torch.Size) -> tupl
         return ()
     if ndim == 1:
         return (1,)
+    if ndim != 4 and all(t.is_contiguous() and tuple(t.stride()) == _contiguous_strides(t.shape) for t in tensors):
+        return _contiguous_strides(shape)  # the common case, what the general path below gives it, sooner
     plain = all(_plain_unit_dims(t) for t in tensors)
     if not plain and any(tuple(t.shape) != tuple(shape) for t in tensors):
         return None
@@ -150,7 +153,8 @@ def _plain_unit_dims(t: torch.Tensor) -> bool:
     return True
 
 
-def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+@functools.lru_cache(maxsize=4096)
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     out = []
     multiplier = 1
     for size in reversed(shape):
