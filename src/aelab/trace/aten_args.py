@@ -39,7 +39,13 @@ def map_leaves(fn: Callable[[Any], Any], x: Any) -> Any:
 
 def shapes_of(x: Any) -> Any:
     """`x` with every tensor replaced by its shape (what torch's FLOP formulas take)."""
-    return map_leaves(lambda v: v if type(v) in ATOMS else v.shape if isinstance(v, torch.Tensor) else v, x)
+    tx = type(x)
+    if tx is tuple or tx is list:
+        out = [y if type(y) in ATOMS else shapes_of(y) for y in x]
+        return tuple(out) if tx is tuple else out
+    if tx in ATOMS or not isinstance(x, torch.Tensor):
+        return x
+    return x.shape
 
 
 def real_call(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
