@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,19 @@ def test_grouped_mm_by_hand() -> None:
     out = torch._grouped_mm(a, b, offs=offs)
     assert flops.count(torch.ops.aten._grouped_mm.default, (a, b, offs), {}, out) == ("matmul",
                                                                                       2 * 28 * 32 * 96)
+
+
+@pytest.mark.parametrize("op", ["addmm", "baddbmm"])
+def test_the_nested_matrix_formulas_equal_torchs(op: str) -> None:
+    """addmm / baddbmm go to the raw mm / bmm formula: the same count as FlopCounterMode's wrapped one."""
+    from torch.utils.flop_counter import flop_registry
+
+    rng = random.Random(3)
+    for _ in range(20):
+        b, m, k, n = (rng.randint(1, 9) for _ in range(4))
+        a, w = (torch.empty(m, k), torch.empty(k, n)) if op == "addmm" else (torch.empty(b, m, k), torch.empty(b, k, n))
+        bias = torch.empty(n)
+        packet = getattr(torch.ops.aten, op)
+        out = packet.default(bias, a, w)
+        assert flops.count(packet.default, (bias, a, w), {}, out) == (
+            "matmul", flop_registry[packet](bias, a, w, out_val=out))
