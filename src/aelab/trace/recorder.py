@@ -369,7 +369,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                  outputs=list(outputs), calls=st.calls, ops=st.ops, params=params, buffers=buffers,
                  shared_params=shared, saved_for_backward=list(saved.values()), backward_ran=ran_backward,
                  backward_requested=backward,
-                 error=st.error, module_types={n: type(m).__name__ for n, m in walk(model).unique_modules},
+                 error=st.error, module_types={n: type(m).__name__ for n, m in parts.unique_modules},
                  methods=methods, reads=list(st.shadow.reads), probes=dict(st.probes), host_draws=host.draws())
 
 
