@@ -135,3 +135,14 @@ def test_explain_adds_formulas_checked_against_the_real_layers(cli) -> None:
     assert layers["conv"]["output_shapes"] == [[2, 16, 48]]
     assert layers["fc"]["formula"][0] == "y = x Wᵀ + b"
     assert "W (4, 768), b (4,)" in layers["fc"]["formula"]
+
+
+@pytest.mark.parametrize("verb", ["inspect", "cost", "memory", "doctor"])
+def test_a_lazy_module_before_its_first_forward_is_bad_input_not_an_internal_error(cli, tmp_path: Path,
+                                                                                    verb: str) -> None:
+    (tmp_path / "lazy.py").write_text("import torch\n\ndef make():\n"
+                                      "    return torch.nn.Sequential(torch.nn.LazyLinear(4), torch.nn.ReLU())\n")
+    out = cli(verb, f"{tmp_path / 'lazy.py'}:make", "--input", "2x3")
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0.weight is an uninitialised parameter of a lazy module" in lines[0], lines

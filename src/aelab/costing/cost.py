@@ -20,6 +20,7 @@ from aelab.costing.trainable import choose, requires_grad_pattern
 from aelab.errors import UsageError
 from aelab.render.cost_text import explain
 from aelab.trace.autograd_graph import GradGraph, autograd_graph
+from aelab.trace.params import refuse_lazy
 from aelab.trace.record import InputLike, as_input_spec, record
 from aelab.trace.records import Trace
 
@@ -47,6 +48,7 @@ def cost(model: nn.Module, *inputs: InputLike, trainable: Sequence[str] = (), fr
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"cost() needs a torch.nn.Module, not {type(model).__name__}")
+    refuse_lazy(model)
     specs = [as_input_spec(x) for x in inputs]
     kwspecs = {k: as_input_spec(v) for k, v in kwinputs.items()}
     flags = choose(model, trainable, freeze)

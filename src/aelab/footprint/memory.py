@@ -23,6 +23,7 @@ from aelab.footprint import analysis
 from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import StepLog, ValueReadError
+from aelab.trace.params import refuse_lazy
 from aelab.trace.record import InputLike, as_input_spec
 from aelab.trace.step import AMP_DTYPES, LOSSES, OPTIMIZERS, simulate
 
@@ -121,6 +122,7 @@ def memory(model: nn.Module, *inputs: InputLike, optimizer: str = "adam", amp: s
     started = time.perf_counter()
     if not isinstance(model, nn.Module):
         raise UsageError(f"memory() needs a torch.nn.Module, not {type(model).__name__}")
+    refuse_lazy(model)
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
     if amp not in AMP_DTYPES:

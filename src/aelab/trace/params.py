@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aelab.errors import UsageError
 from aelab.trace.records import ParamInfo
 from aelab.trace.walk import ModelParts, walk
 
@@ -39,6 +40,17 @@ def _storage_key(t: torch.Tensor) -> Any:
     return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
 
+def refuse_lazy(model: nn.Module, parts: ModelParts | None = None) -> None:
+    """A lazy module's parameters have no shape before its first forward: one clear `UsageError`, not torch's
+    error from deep inside the first analysis that touches them."""
+    parts = parts or walk(model)
+    for name, t in [*parts.params, *parts.buffers]:
+        if isinstance(t, nn.parameter.UninitializedTensorMixin):
+            raise UsageError(f"{name} is an uninitialised parameter of a lazy module ({type(t).__name__}): its "
+                             "shape is only known after one forward; run the model once on a real batch (or "
+                             "give the layer its input size, e.g. nn.Linear(in, out)) and analyse it then")
+
+
 def count_parameters(model: nn.Module, parts: ModelParts | None = None
                      ) -> tuple[list[ParamInfo], list[ParamInfo], list[ParamInfo]]:
     """(unique params, unique buffers, repeats of a storage already counted): each storage once."""
@@ -46,6 +58,7 @@ def count_parameters(model: nn.Module, parts: ModelParts | None = None
     owners: dict[Any, str] = {}
     params: list[ParamInfo] = []
     shared: list[ParamInfo] = []
+    refuse_lazy(model, parts)
     for name, p in parts.params:
         key = _storage_key(p)
         module = name.rsplit(".", 1)[0] if "." in name else ""
