@@ -19,7 +19,8 @@ def distribution_classes() -> list[type]:
     while todo:
         cls = todo.pop()
         seen[cls] = None
-        todo.extend(sub for sub in cls.__subclasses__() if sub not in seen)
+        subclasses: list[type] = cls.__subclasses__()
+        todo.extend(sub for sub in subclasses if sub not in seen)
     return list(seen)
 
 
