@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedTensorMixin
+from torch.nn.parameter import is_lazy
 
 from aelab.errors import UsageError
 from aelab.trace.records import ParamInfo
@@ -46,7 +46,7 @@ def refuse_lazy(model: nn.Module, parts: ModelParts | None = None) -> None:
     error from deep inside the first analysis that touches them."""
     parts = parts or walk(model)
     for name, t in [*parts.params, *parts.buffers]:
-        if isinstance(t, UninitializedTensorMixin):
+        if is_lazy(t):
             raise UsageError(f"{name} is an uninitialised parameter of a lazy module ({type(t).__name__}): its "
                              "shape is only known after one forward; run the model once on a real batch (or "
                              "give the layer its input size, e.g. nn.Linear(in, out)) and analyse it then")
