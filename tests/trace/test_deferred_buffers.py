@@ -14,6 +14,7 @@ from torch import nn
 import aelab
 from aelab.errors import UsageError
 from aelab.trace.build import construct
+from aelab.trace.materialize import real_answers
 from aelab.trace.shadow import REPLAYED, Shadow
 
 WRITES: dict[str, Callable[[nn.Module, torch.Tensor], object]] = {
@@ -62,6 +63,19 @@ def test_a_buffer_overwritten_from_the_weights_is_not_read_back_at_its_initial_v
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]  # the real forward's answer
 
 
+def _as_it_went_in(model: Width) -> tuple[object, ...]:
+    """What the user's model must come back with: the same tensor objects on the same storages, same values."""
+    b, a = model.width, model.alias
+    values = (b.tolist(), a.tolist()) if b.device.type != "meta" else ()
+    return (b, a, b.device, a.device, b.untyped_storage().data_ptr(), a.untyped_storage().data_ptr(),
+            b.storage_offset(), a.storage_offset(), model._buffers["width"], *values)
+
+
+def _unchanged(model: Width, before: tuple[object, ...]) -> bool:
+    after = _as_it_went_in(model)
+    return len(after) == len(before) and all(x is y or x == y for x, y in zip(after, before, strict=True))
+
+
 def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown() -> None:
     assert tuple(construct(Width, {"write": "an alias's copy_"}, "cpu")(torch.zeros(2, 4)).shape) == (2, 1)
     report = aelab.inspect(construct(Width, {"write": "an alias's copy_"}, "meta"), torch.zeros(2, 4))
@@ -69,6 +83,14 @@ def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown() -> Non
     # kept beside the buffer: its write lands in the buffer's real value (it went to meta, and 3 was read back)
     assert report.trace.outputs[0].shape == (2, 1)
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]
+
+
+def test_a_real_forward_writes_through_an_alias_into_a_copy_of_the_buffer() -> None:
+    model = construct(Width, {"write": "an alias's copy_"}, "cpu")
+    before = _as_it_went_in(model)
+    oracle, _ = real_answers(model, [torch.zeros(2, 4)], {})
+    assert [int(a) for q in oracle.answers.values() for a in q] == [1]  # the write reached what width reads
+    assert _unchanged(model, before)  # and not the user's buffer
 
 
 class OffsetWidth(Width):
