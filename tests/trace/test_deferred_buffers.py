@@ -1,7 +1,9 @@
 """A buffer's value is looked up only when the run reads it (`Shadow.defer`): a write of unknown values to
 its storage before that first read makes it unknown (it was read back at its initial value, silently exact);
 a view of it, or its `.data`, is answered from the same storage; and under fake execution the value is the
-real buffer's (it was a FakeTensor, so every buffer read of a real model needed a real forward)."""
+real buffer's (it was a FakeTensor, so every buffer read of a real model needed a real forward). A view kept
+beside the buffer as a plain attribute follows the buffer's stand-in in every run (fake, meta, a real forward
+on copies), and the user's buffer and view come back as they went in."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from torch import nn
 
 import aelab
 from aelab.errors import UsageError
+from aelab.trace.autograd_graph import autograd_graph
 from aelab.trace.build import construct
 from aelab.trace.materialize import real_answers
 from aelab.trace.shadow import REPLAYED, Shadow
@@ -76,13 +79,23 @@ def _unchanged(model: Width, before: tuple[object, ...]) -> bool:
     return len(after) == len(before) and all(x is y or x == y for x, y in zip(after, before, strict=True))
 
 
-def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown() -> None:
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown(device: str) -> None:
     assert tuple(construct(Width, {"write": "an alias's copy_"}, "cpu")(torch.zeros(2, 4)).shape) == (2, 1)
-    report = aelab.inspect(construct(Width, {"write": "an alias's copy_"}, "meta"), torch.zeros(2, 4))
-    # not answered from the shadow (it was: exact, 3), and the module-by-module real forward follows the alias
-    # kept beside the buffer: its write lands in the buffer's real value (it went to meta, and 3 was read back)
+    model = construct(Width, {"write": "an alias's copy_"}, device)
+    before = _as_it_went_in(model)
+    report = aelab.inspect(model, torch.zeros(2, 4))
+    # not answered from the shadow (it was: exact, 3). On meta the module-by-module real forward follows the
+    # alias kept beside the buffer: its write lands in the buffer's real value (it went to meta, and 3 was read
+    # back). On cpu the fake run's alias is a view of the buffer's fake copy (it was the user's tensor: the write
+    # missed the buffer's value, exact 3), and the real forward's a view of the buffer's copy (it wrote the
+    # user's buffer)
     assert report.trace.outputs[0].shape == (2, 1)
     assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED]
+    assert _unchanged(model, before)
+    report_cost = aelab.cost(model, torch.zeros(2, 4))
+    assert any("real forward" in n for n in report_cost.notes)
+    assert _unchanged(model, before)
 
 
 def test_a_real_forward_writes_through_an_alias_into_a_copy_of_the_buffer() -> None:
@@ -91,6 +104,19 @@ def test_a_real_forward_writes_through_an_alias_into_a_copy_of_the_buffer() -> N
     oracle, _ = real_answers(model, [torch.zeros(2, 4)], {})
     assert [int(a) for q in oracle.answers.values() for a in q] == [1]  # the write reached what width reads
     assert _unchanged(model, before)  # and not the user's buffer
+
+
+@pytest.mark.parametrize("cls", [Width, ReadsAlias])
+def test_a_backward_graph_follows_an_alias_made_in_init(cls: type[Width]) -> None:
+    model = construct(cls, {"write": "an alias's copy_"} if cls is Width else {}, "cpu")
+    before = _as_it_went_in(model)
+    flags = {n: True for n, _ in model.named_parameters()}
+    if cls is Width:  # the count depends on the weights: no graph (it was drawn for 3 columns)
+        with pytest.raises(UsageError, match="DataDependent"):
+            autograd_graph(model, [torch.zeros(2, 4)], flags)
+    else:  # read through the alias: answered from the buffer's value
+        assert autograd_graph(model, [torch.zeros(2, 4)], flags).nodes
+    assert _unchanged(model, before)
 
 
 class OffsetWidth(Width):
@@ -102,32 +128,41 @@ class OffsetWidth(Width):
         self.alias = self.width.view(1)
 
 
-def test_an_alias_of_a_buffer_off_the_start_of_its_storage_is_followed_too() -> None:
-    model = construct(OffsetWidth, {}, "meta")
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_an_alias_of_a_buffer_off_the_start_of_its_storage_is_followed_too(device: str) -> None:
+    model = construct(OffsetWidth, {}, device)
     assert model.width.storage_offset() == 1 and model.alias.storage_offset() == 1
     assert tuple(construct(OffsetWidth, {}, "cpu")(torch.zeros(2, 4)).shape) == (2, 1)
+    before = _as_it_went_in(model)
     report = aelab.inspect(model, torch.zeros(2, 4))
     assert report.trace.outputs[0].shape == (2, 1)
-    assert model.width.device.type == "meta" and model.alias.device.type == "meta"  # the model unchanged
+    assert _unchanged(model, before)
+    if device == "cpu":
+        assert model.width._base is not None and model.width._base.tolist() == [7, 3]  # its neighbour too
 
 
+@pytest.mark.parametrize("device", ["meta", "cpu"])
 @pytest.mark.parametrize("write", ["copy_", ".data.copy_", "an alias's copy_"])
-def test_a_training_step_refuses_a_buffer_overwritten_from_the_weights(write: str) -> None:
-    model = construct(Width, {"write": write}, "meta")
-    with pytest.raises(UsageError, match="depends on the weights"):
+def test_a_training_step_refuses_a_buffer_overwritten_from_the_weights(write: str, device: str) -> None:
+    model = construct(Width, {"write": write}, device)
+    before = _as_it_went_in(model)
+    with pytest.raises(UsageError, match="depends on the weights"):  # on cpu the alias's write was missed: 3
         aelab.memory(model, (2, 4), what_if=False, device="cpu")
+    assert _unchanged(model, before)
 
 
 @pytest.mark.parametrize(("cls", "device"), [(Width, "meta"), (Width, "cpu"), (ReadsData, "meta"), (ReadsData, "cpu"),
-                                             (ReadsAlias, "meta")])
+                                             (ReadsAlias, "meta"), (ReadsAlias, "cpu")])
 def test_a_buffer_read_is_answered_exactly_without_a_real_forward(cls: type[Width], device: str) -> None:
     model = construct(cls, {}, device)
+    before = _as_it_went_in(model)
     report = aelab.inspect(model, torch.zeros(2, 4))
     assert report.trace.execution == ("meta" if device == "meta" else "fake")
     assert report.trace.outputs[0].shape == (2, 3)
     assert [r.taint for r in report.trace.reads] == [0]
     assert not any("real forward" in n for n in report.notes)
     assert aelab.memory(model, (2, 4), what_if=False, device="cpu").peak_bytes > 0
+    assert _unchanged(model, before)
 
 
 def test_the_shadow_forgets_a_deferred_value_by_storage_and_answers_its_views() -> None:

@@ -11,6 +11,7 @@ statistics stay as they are.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from aelab.errors import UsageError
 from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import Follow
+from aelab.trace.standins import alias_swaps, followed
 from aelab.trace.tensors import flatten_tensors
+from aelab.trace.walk import walk as parts_of
 
 
 @dataclass
@@ -62,8 +65,12 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
 
         swapped = {n: copy_of(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
         swapped.update({n: copy_of(b) for n, b in model.named_buffers()})
-    # values the code reads (masks, position ids: `aelab.trace.shadow`): the inputs', the real buffers'
-    known = [*known, *((swapped[n], b.detach().clone(), 0) for n, b in model.named_buffers() if not b.is_meta)]
+        # a view kept beside a parameter or buffer follows its fake copy (`trace.standins`; a meta one has no values)
+        aliases = alias_swaps(parts_of(model), fake_mode.from_tensor) if fake_mode is not None else []
+    follow = Follow(known)  # values the code reads (masks, position ids: `aelab.trace.shadow`): the inputs', and
+    for n, b in model.named_buffers():  # the real buffers', looked up at the first read of their storage
+        if not b.is_meta:
+            follow.shadow.defer(swapped[n], functools.partial(_own_value, b))
     param_names = {id(t): n for n, t in swapped.items()}
     owner: dict[Any, str] = {}
 
@@ -80,7 +87,7 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
     handle = torch.nn.modules.module.register_module_forward_hook(claim)
     try:  # the recorder's distribution patches: validation off (it reads values fakes lack), samplers pass through
         with patched_distributions(), fake_mode if fake_mode is not None else contextlib.nullcontext(), \
-                Follow(known):
+                follow, followed(aliases):
             outputs = flatten_tensors(torch.func.functional_call(model, swapped, tuple(args), kwargs,
                                                                  tie_weights=True))
     finally:
@@ -105,6 +112,10 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
         nodes[nid].next = [ids[n] for n, _ in node.next_functions if n is not None]
     roots = [ids[t.grad_fn] for t in outputs if t.grad_fn is not None]
     return GradGraph(nodes, list(dict.fromkeys(roots)))
+
+
+def _own_value(b: torch.Tensor) -> tuple[torch.Tensor, int]:
+    return b.detach().cpu().clone(), 0
 
 
 def autograd_graph(model: nn.Module, inputs: Sequence[InputLike], flags: Mapping[str, bool],

@@ -398,15 +398,6 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
     return oracle, list(mode.mat.unrecovered) if mode.mat is not None else []
 
 
-# --- a whole real copy (timing) ---------------------------------------------------------------------------------
-
-
-def meta_copy(t: torch.Tensor) -> torch.Tensor:
-    """A meta tensor (a Parameter for a Parameter) with `t`'s shape, strides, dtype and requires_grad."""
-    stand = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
-    return nn.Parameter(stand, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else stand
-
-
 def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torch.Tensor],
                   parts: ModelParts | None = None) -> None:
     """Defer each buffer's value to the first read of its stand-in (`stand_ins[name]`, else the buffer

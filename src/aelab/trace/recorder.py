@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from aelab.trace import attention, hostrng
-from aelab.trace.materialize import known_buffers, meta_copy
+from aelab.trace.materialize import known_buffers
 from aelab.trace.methods import recorded_methods
 from aelab.trace.modes import DispatchMode
 from aelab.trace.opfacts import OpFacts, facts
@@ -36,6 +36,7 @@ from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import NOTHING, REPLAYED, is_real, target_device
+from aelab.trace.standins import followed, stand_ins
 from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk
@@ -288,17 +289,9 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     parts = walk(model)
     names = {id(m): n for n, m in parts.modules}
     params, buffers, shared = count_parameters(model, parts)
-    # Under fake execution the real weights and buffers never enter the run: fake copies stand in
-    # for them (functional_call), so in-place updates (BatchNorm running stats) cannot touch them.
-    # A meta model with some real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)
-    # runs on meta copies of those.
-    swapped: dict[str, torch.Tensor] = {}
-    named = [*parts.unique_params, *parts.unique_buffers]
-    if fake_mode is not None:
-        with fake_mode:
-            swapped = {n: fake_mode.from_tensor(t) for n, t in named}
-    elif execution == "meta" and any(t.device.type != "meta" for _, t in named):
-        swapped = {n: t if t.device.type == "meta" else meta_copy(t) for n, t in named}
+    # The user's weights and buffers never enter the run: stand-ins do (functional_call, `trace.standins`),
+    # so in-place updates (BatchNorm running stats) cannot touch them, nor a write through a view kept beside them.
+    swapped, aliases = stand_ins(parts, execution, fake_mode)
     unique_params = [p for _, p in parts.unique_params]
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in unique_params if p.requires_grad])
@@ -340,7 +333,9 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
                 with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                     if swapped:
-                        output = torch.func.functional_call(model, swapped, tuple(args), kwargs, tie_weights=True)
+                        with followed(aliases):
+                            output = torch.func.functional_call(model, swapped, tuple(args), kwargs,
+                                                                tie_weights=True)
                     else:
                         output = model(*args, **kwargs)
             except BaseException as exc:

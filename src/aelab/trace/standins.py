@@ -98,3 +98,19 @@ class StorageCopies:
     def alias_of(self, t: torch.Tensor) -> torch.Tensor | None:
         """`t`'s copy when a storage it lies on was copied, else None (it stays the user's tensor)."""
         return self.of(t) if _storage(t) in self.storages else None
+
+
+def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> tuple[dict[str, torch.Tensor],
+                                                                                 list[Swap]]:
+    """The tensors a run of `execution` swaps in for the model's (by name; {}: it runs on its own) and the
+    plain attributes on their storages with theirs (`followed`). Fake: fake copies. Meta: meta copies of a
+    meta model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)."""
+    named = [*parts.unique_params, *parts.unique_buffers]
+    if fake_mode is not None:
+        with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
+            return {n: fake_mode.from_tensor(t) for n, t in named}, alias_swaps(parts, fake_mode.from_tensor)
+    if execution == "meta" and any(t.device.type != "meta" for _, t in named):
+        meta = StorageCopies("meta")
+        swapped = {n: t if t.device.type == "meta" else meta.of(t) for n, t in named}
+        return swapped, alias_swaps(parts, meta.alias_of)
+    return {}, []
