@@ -58,3 +58,35 @@ def test_meta_model_and_failing_model_come_out_unchanged() -> None:
     report = aelab.inspect(broken, (1, 1, 28, 28))
     assert report.trace.error is not None
     assert _state(broken) == before
+
+
+class RefusesFake(nn.Module):
+    """Python code that refuses fake tensors though a real forward runs: the trace is a recorded real forward
+    (rung 3). Its forward writes its buffers (BatchNorm's statistics, a counter, a view kept beside one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(4)
+        self.register_buffer("calls", torch.tensor(1))
+        self.alias = self.calls.view(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch._subclasses.fake_tensor.FakeTensor):
+            raise RuntimeError("this layer wants real tensors")
+        self.calls.add_(1)
+        self.alias.mul_(3)
+        return self.norm(x).repeat(1, 2)[:, : int(self.calls)]
+
+
+def test_a_recorded_real_forward_of_a_model_with_weights_writes_copies_of_its_buffers() -> None:
+    torch.manual_seed(0)
+    model = RefusesFake()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tensors = [model.calls, model.alias, model.norm.running_mean, model.norm.running_var]
+    report = aelab.inspect(model, torch.randn(3, 4))
+    assert report.trace.execution == "real" and any("but a real forward runs" in n for n in report.notes)
+    assert report.trace.outputs[0].shape == (3, 6)  # (1 + 1) * 3: the alias's write reached the copy's count
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # they were: calls 6, the statistics moved
+    now = [model.calls, model.alias, model.norm.running_mean, model.norm.running_var]
+    assert all(a is b for a, b in zip(now, tensors, strict=True)) and int(model.alias) == 1

@@ -104,7 +104,10 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> tuple
                                                                                  list[Swap]]:
     """The tensors a run of `execution` swaps in for the model's (by name; {}: it runs on its own) and the
     plain attributes on their storages with theirs (`followed`). Fake: fake copies. Meta: meta copies of a
-    meta model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context)."""
+    meta model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context). Real, a model
+    with weights (a recorded real forward): its own parameters (autograd.grad differentiates them; `.grad`
+    is never written) and copies of its buffers, which the forward may write. A meta model's real forward
+    runs on the model itself: `trace.materialize` makes its values."""
     named = [*parts.unique_params, *parts.unique_buffers]
     if fake_mode is not None:
         with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
@@ -113,4 +116,9 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> tuple
         meta = StorageCopies("meta")
         swapped = {n: t if t.device.type == "meta" else meta.of(t) for n, t in named}
         return swapped, alias_swaps(parts, meta.alias_of)
+    if execution == "real" and named and not any(t.device.type == "meta" for _, t in named):
+        real = StorageCopies()
+        swapped = dict(parts.unique_params)
+        swapped.update({n: real.of(b) for n, b in parts.unique_buffers})
+        return swapped, alias_swaps(parts, real.alias_of)
     return {}, []
