@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import aelab
 from aelab.errors import UsageError
@@ -98,6 +99,23 @@ def test_a_write_through_an_alias_made_in_init_makes_the_buffer_unknown(device: 
     assert _unchanged(model, before)
 
 
+class FillsAlias(Width):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.alias.fill_(1)  # from a scalar: no value of the weights, the shadow can follow it
+        return self.lin(x)[:, : int(self.width.item())]
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_write_of_a_known_value_through_an_alias_is_answered_exactly_and_leaves_the_users_buffer(
+        device: str) -> None:
+    model = construct(FillsAlias, {}, device)
+    before = _as_it_went_in(model)
+    report = aelab.inspect(model, torch.zeros(2, 4))
+    assert report.trace.outputs[0].shape == (2, 1)
+    assert [r.taint for r in report.trace.reads] == [0]  # exact, with no real forward
+    assert _unchanged(model, before)  # on cpu FakeTensorMode ran fill_ on the user's alias (all real arguments)
+
+
 def test_a_real_forward_writes_through_an_alias_into_a_copy_of_the_buffer() -> None:
     model = construct(Width, {"write": "an alias's copy_"}, "cpu")
     before = _as_it_went_in(model)
@@ -117,6 +135,29 @@ def test_a_backward_graph_follows_an_alias_made_in_init(cls: type[Width]) -> Non
     else:  # read through the alias: answered from the buffer's value
         assert autograd_graph(model, [torch.zeros(2, 4)], flags).nodes
     assert _unchanged(model, before)
+
+
+class ViewsItsWeight(nn.Module):
+    """Keeps a view of a parameter as a plain attribute and uses it in forward: backward reaches the weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 6)
+        self.again = self.lin.weight.view(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) @ self.again
+
+
+def test_backward_through_a_view_of_a_parameter_kept_beside_it_is_counted() -> None:
+    model = ViewsItsWeight()
+    weight = model.lin.weight.detach().clone()
+    out = model(torch.zeros(2, 4))
+    with FlopCounterMode(display=False) as real:
+        torch.autograd.grad(out.sum(), list(model.parameters()))
+    report = aelab.cost(model, torch.zeros(2, 4))
+    assert report.flops_backward_all == real.get_total_flops() == 288  # it was 192: the view was a constant
+    assert torch.equal(model.lin.weight, weight) and model.again._base is model.lin.weight
 
 
 class OffsetWidth(Width):
