@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from aelab.errors import UsageError
 from aelab.trace.records import ParamInfo
@@ -41,12 +41,15 @@ def _storage_key(t: torch.Tensor) -> Any:
     return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
 
+_LAZY = (UninitializedParameter, UninitializedBuffer)  # by exact type: the set-up of every run asks this
+
+
 def refuse_lazy(model: nn.Module, parts: ModelParts | None = None) -> None:
     """A lazy module's parameters have no shape before its first forward: one clear `UsageError`, not torch's
     error from deep inside the first analysis that touches them."""
     parts = parts or walk(model)
     for name, t in [*parts.params, *parts.buffers]:
-        if is_lazy(t):
+        if type(t) in _LAZY:
             raise UsageError(f"{name} is an uninitialised parameter of a lazy module ({type(t).__name__}): its "
                              "shape is only known after one forward; run the model once on a real batch (or "
                              "give the layer its input size, e.g. nn.Linear(in, out)) and analyse it then")
