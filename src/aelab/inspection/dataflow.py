@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from aelab.trace.queries import module_parents, visible_calls
 from aelab.trace.records import CallEvent, Trace
@@ -69,10 +70,10 @@ class Value:
     dtype: str
     producer: int | None  # unit index
     consumers: list[int] = field(default_factory=list)
+    numel: int = field(init=False)  # the analyses ask it of every value, many times: computed once
 
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
+    def __post_init__(self) -> None:
+        self.numel = math.prod(self.shape)
 
 
 @dataclass
@@ -133,12 +134,15 @@ class DataFlow:
             if self.y is not None:
                 break
         self.to_y = self.upstream(self.y) if self.y is not None else set()
+        self._on_path = [not self.from_x.isdisjoint(u.inputs) and not self.to_y.isdisjoint(u.outputs)
+                         for u in self.units]  # `unit_on_path`, asked of each unit many times
         self.noise_units = [u.index for u in self.units if u.base in NOISE and u.call.kind == "function"]
         self.noisy = self.downstream({v for i in self.noise_units for v in self.units[i].outputs})
         for u in self.units:
             u.weighted = u.weighted or (u.base in WEIGHT_FUNCS and any(v not in self.from_x for v in u.inputs)
                                         and any(v in self.from_x for v in u.inputs))
         self.side = self._side_values()
+        self._main = (self.from_x & self.to_y) - self.side  # `main`, asked of values many times
 
     # --- building -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -206,7 +210,7 @@ class DataFlow:
         """`start` and every value computed from it."""
         seen = set(start)
         for unit in self.units:  # units are in execution order, so one sweep suffices
-            if any(v in seen for v in unit.inputs):
+            if not seen.isdisjoint(unit.inputs):
                 seen.update(unit.outputs)
         return seen
 
@@ -214,7 +218,7 @@ class DataFlow:
         """`end` and every value it was computed from."""
         seen = {end}
         for unit in reversed(self.units):
-            if any(v in seen for v in unit.outputs):
+            if not seen.isdisjoint(unit.outputs):
                 seen.update(unit.inputs)
         return seen
 
@@ -262,8 +266,7 @@ class DataFlow:
         return vid in self.from_x and vid in self.to_y
 
     def unit_on_path(self, index: int) -> bool:
-        unit = self.units[index]
-        return any(v in self.from_x for v in unit.inputs) and any(v in self.to_y for v in unit.outputs)
+        return self._on_path[index]
 
     def per_sample(self, vid: int) -> int | None:
         n = self.values[vid].numel
@@ -281,7 +284,7 @@ class DataFlow:
         return -1 if p is None else p
 
     def main(self, vid: int) -> bool:
-        return self.on_path(vid) and vid not in self.side
+        return vid in self._main
 
     def best_path(self, src: int, dst: int) -> list[int] | None:
         """Values from src to dst along the route through the most weighted layers (then the fewest units):
@@ -308,9 +311,19 @@ class DataFlow:
 
     def last_use(self, vid: int) -> int:
         """The last unit on the path that reads `vid` (the number of units for the output itself, -1 if none)."""
-        if vid == self.y:
-            return len(self.units)
-        return max((u for u in self.values[vid].consumers if self.unit_on_path(u)), default=-1)
+        return self._last_uses[vid]
+
+    @cached_property
+    def _last_uses(self) -> list[int]:
+        """`last_use` of every value, in one sweep (`live_after`, `live_totals` ask it of each value)."""
+        out = [-1] * len(self.values)
+        for unit in self.units:  # in execution order: the last reader on the path writes last
+            if self._on_path[unit.index]:
+                for v in unit.inputs:
+                    out[v] = unit.index
+        if self.y is not None:
+            out[self.y] = len(self.units)
+        return out
 
     def live_after(self, vid: int) -> list[int]:
         """Main-path values that exist right after `vid` is made and are still read later: `vid` and whatever
