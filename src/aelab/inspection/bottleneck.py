@@ -136,8 +136,8 @@ def _regions(flow: DataFlow, hints: ModelHints | None) -> tuple[set[int], set[in
         return set(), set()
 
     def inside(paths: tuple[str, ...]) -> set[int]:
-        return {u.index for u in flow.units
-                if any(u.call.module == p or u.call.module.startswith(p + ".") for p in paths)}
+        prefixes = tuple(p + "." for p in paths)
+        return {u.index for u in flow.units if u.call.module in paths or u.call.module.startswith(prefixes)}
 
     return inside(hints.encoder_modules), inside(hints.decoder_modules)
 

@@ -157,8 +157,15 @@ class DataFlow:
         owners = {p.module for p in (*trace.params, *trace.shared_params)}
         # every module path that is an owner or holds one (what `weighted` asks of each call)
         holders = {".".join(parts[:i]) for parts in (o.split(".") for o in owners) for i in range(1, len(parts) + 1)}
+        bases: dict[str, str] = {}  # type -> base name: most calls share their type with others
+
+        def base_of(type_: str) -> str:
+            if type_ not in bases:
+                bases[type_] = base_name(type_)
+            return bases[type_]
+
         for call in calls:
-            base = base_name(call.type)
+            base = base_of(call.type)
             index = len(self.units)
             inputs: list[int] = []
             for t in call.inputs:
@@ -178,7 +185,7 @@ class DataFlow:
             for v in inputs:
                 self.values[v].consumers.append(index)
             weighted = call.kind == "module" and bool(owners) and (call.module == "" or call.module in holders)
-            children = tuple(base_name(trace.calls[k].type) for k in call.children) if call.kind == "module" else ()
+            children = tuple([base_of(trace.calls[k].type) for k in call.children]) if call.kind == "module" else ()
             self.units.append(Unit(index, call, base, inputs, outputs, weighted, children))
         self._current = current
 
@@ -246,20 +253,20 @@ class DataFlow:
         """Values that only gate or normalise the main data by broadcasting (a squeeze-excitation branch, a
         hand-written mean or variance): never the representation itself."""
         side: set[int] = set()
+        path = self.from_x & self.to_y
         for value in reversed(self.values):
-            if not self.on_path(value.vid) or value.vid == self.y:
+            if value.vid not in path or value.vid == self.y:
                 continue
-            users = [self.units[u] for u in value.consumers if self.unit_on_path(u)]
-            if users and all(self._gates(u, value) or all(o in side for o in u.outputs if self.on_path(o))
+            users = [self.units[u] for u in value.consumers if self._on_path[u]]
+            if users and all(self._gates(u, value, path) or side.issuperset(path.intersection(u.outputs))
                              for u in users):
                 side.add(value.vid)
         return side
 
-    def _gates(self, unit: Unit, value: Value) -> bool:
+    def _gates(self, unit: Unit, value: Value, path: set[int]) -> bool:
         if unit.base not in ELEMENTWISE_JOIN:
             return False
-        others = [self.values[v].numel for v in unit.inputs if v != value.vid and self.on_path(v)]
-        return any(n > value.numel for n in others)
+        return any(self.values[v].numel > value.numel for v in unit.inputs if v != value.vid and v in path)
 
     # --- queries ------------------------------------------------------------------------------
     def on_path(self, vid: int) -> bool:
