@@ -50,22 +50,24 @@ def stretches(flow: DataFlow, spine: list[int]) -> list[tuple[int, list[Unit], U
     while i < len(spine) - 1:
         a, unit = spine[i], flow.producer_unit(spine[i + 1])
         shape = flow.values[a].shape
-        if (unit is None or not _is_layer(unit) or flow.values[spine[i + 1]].shape != shape
-                or not (classify(unit) == "affine" or isinstance(classify(unit), Act))):
+        kind = classify(unit) if unit is not None and unit.weighted else None  # a weighted layer's, else None
+        if unit is None or kind is None or flow.values[spine[i + 1]].shape != shape or not (
+                kind == "affine" or isinstance(kind, Act)):
             i += 1
             continue
-        run, after = [unit], None
+        run, after, has_act = [unit], None, isinstance(kind, Act)
         j = i + 1
         while j < len(spine) - 1:
             nxt = flow.producer_unit(spine[j + 1])
-            if nxt is None or flow.values[spine[j + 1]].shape != shape or classify(nxt) == "other":
+            if nxt is None or flow.values[spine[j + 1]].shape != shape or (kind := classify(nxt)) == "other":
                 break
             if sum(1 for v in nxt.inputs if flow.main(v)) > 1:
                 break  # a join (residual add, concatenation)
-            if _is_layer(nxt) and any(isinstance(classify(u), Act) for u in run):
+            if nxt.weighted and kind != "norm" and has_act:  # a layer (`_is_layer`) after an activation
                 after = nxt
                 break
             run.append(nxt)
+            has_act = has_act or isinstance(kind, Act)
             j += 1
         out.append((a, run, after))
         i = j
