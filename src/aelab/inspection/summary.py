@@ -102,19 +102,21 @@ def summarize(trace: Trace) -> Summary:
     fwd_mm = [0] * n
     fwd_other = [0] * n
     bwd_mm = [0] * n
-    for op in trace.ops:
+    for op in trace.ops:  # each op to the innermost call it ran in ...
         if op.call is None or op.category is None or op.phase == "loss":
             continue
-        cid: int | None = op.call
-        while cid is not None:
-            if op.phase == "forward":
-                if op.category == "matmul":
-                    fwd_mm[cid] += op.flops
-                else:
-                    fwd_other[cid] += op.flops
-            elif op.category == "matmul":
-                bwd_mm[cid] += op.flops
-            cid = trace.calls[cid].parent
+        if op.phase == "forward":
+            if op.category == "matmul":
+                fwd_mm[op.call] += op.flops
+            else:
+                fwd_other[op.call] += op.flops
+        elif op.category == "matmul":
+            bwd_mm[op.call] += op.flops
+    for call in reversed(trace.calls):  # ... then each call's to its parent: a parent opened before it (a lower
+        if call.parent is not None:     # cid), so its children are all summed when it hands on its own total
+            fwd_mm[call.parent] += fwd_mm[call.cid]
+            fwd_other[call.parent] += fwd_other[call.cid]
+            bwd_mm[call.parent] += bwd_mm[call.cid]
 
     rows = []
     by_module = params_by_module(trace)
