@@ -295,32 +295,32 @@ def ratios(results: dict[str, dict[str, Runs]]) -> str:
 
 
 NOTES_PROFILE = """\
-Where the time went (thread CPU, the best of 25 batches of 4 in one process; this VM's speed drifts by up to \
-2× between minutes, so the numbers below are from the quietest run, 2026-12-01 21:20). Seed VAE, forward \
-only, built on meta: a forward under aelab's shape-only kernels alone takes 1.1 ms; no-op global module \
-hooks add 0.1 ms; a pass-through `TorchFunctionMode` adds ~1.0 ms (torch's own Python dispatch of the 61 \
-torch-function calls of this forward, 21 of them attribute getters such as `.shape`); aelab's three \
-recorders (module calls, functions, aten ops with the shadow's value following and the FLOP formulas) add \
-~1.7 ms; a run's set-up (one walk of the model, the parameter count, buffer deferral, RNG fingerprints, \
-the training-flag snapshot) ~1.2 ms, and `record()`'s input synthesis and RNG save/restore ~0.5 ms; the \
-analyses (data flow, bottleneck, notes; the layer table) ~1.3 ms. torchinfo's whole summary is ~4.5 ms, a \
-3 ms real forward plus its hooks.
+Where the time goes (thread CPU, best of 40 batches of 4, the stages interleaved batch by batch in one process so \
+the VM's drift hits them alike; in units of torchinfo's summary of the same model, 1.00 ≈ 4.5 ms on a quiet \
+minute, 2026-12-02). Seed VAE, forward only, built on meta: the forward under aelab's shape-only kernels alone \
+0.24; no-op global module hooks and a pass-through `TorchFunctionMode` +0.04; aelab's three recorders (30 \
+module calls, 38 function calls and a sample, 48 aten ops with the shadow's value following and the FLOP formulas: ~18 µs \
+an event) +0.49; a run's set-up (one walk, the parameter count, buffer deferral, distribution samplers \
+patched, RNG fingerprints, the flag snapshot) +0.12; `record()`'s input synthesis and RNG save/restore \
+(NumPy's `get_state`/`set_state` alone ~0.1 ms) +0.07; the analyses (data flow, bottleneck, notes, the \
+layer table) +0.22: inspect ≈ 1.2× torchinfo in that harness; the per-round table above is the bench's own.
 
-Fixed this session, each measured before and after: three ops of the seed VAE fell back from aelab's \
-kernels to torch's Python meta kernels (`0.5 * log_var` on a split view 0.5 ms, `normal_` 0.7 ms, an add \
-of a split view 0.4 ms; one non-dense operand now takes torch's stride sort, random fills return their \
-argument); pytree maps in the shadow and the FLOP formulas (~7%); the shadow's real calls entered \
-`no_grad` and `_disable_current_modes` per op (17 µs); BatchNorm's reserve `empty([0])` was computed for \
-real (uninitialised factories are not followed); `num_batches_tracked += 1` looked the buffer up and \
-computed it in every BatchNorm (the write now waits for a read that never comes); `flatten_tensors` on a \
-convolution's arguments (16 → 1.6 µs) and frozen-dataclass records (1.4 µs each); eight `named_*` \
-traversals per run (one walk now); a `hasattr` per module through `nn.Module.__getattr__`. The \
-inspect/torchinfo ratio went from 2.1–2.2× to 1.5–1.7× in the same harness.
+Fixed this session, each measured before and after in lock-step A/B processes: every aten op asked its \
+overload for name, value reads, randomness, writes, FLOP rule and shape kernel through five to seven dict or \
+`lru_cache` lookups hashed by torch's Python-level `OpOverload.__hash__` (now one record per overload, found \
+by `id`: record() 0.89×); `isinstance(x, torch.Tensor)` costs ~270 ns on a non-tensor (torch's metaclass) and \
+an inspect asked it ~1,450 times, mostly of ints, lists and None (the type is asked first now); torch's \
+addmm/baddbmm FLOP formulas call its mm/bmm formula through a pytree wrapper (35 µs per Linear with a bias, \
+now 2 µs); unary pointwise ops sorted strides they did not need to (2.5× cheaper); a `functools.partial` per \
+function call, a graph-node walk per call when no backward is recorded, an eager model walk for buffer \
+recovery no run needed, a second model walk for the module types; the analyses recomputed the data path's \
+on-path units, main values and last uses on every ask and summed FLOPs up every op's parent chain (0.80×). \
+The inspect/torchinfo ratio went from 1.6–1.7× to 1.2–1.25× in the lock-step harness.
 
-What remains is spread thin: no function holds more than ~5% of the trace. ≤ 1.0× would need the \
-function-level recording without a `TorchFunctionMode` (its dispatch alone is ~1 ms here) and recorders \
-that do less per op than torchinfo's hooks do per module. From a shell the table's `rich` import (~0.3 s) \
-remains."""
+What remains is spread thin: no function holds more than ~6% of an inspect. ≤ 1.0× would need recording \
+at ~10 µs an event (each op pays the Python dispatch of two modes, the shadow's check, a FLOP formula and \
+two tuples of tensor records) or dropping analyses torchinfo does not do. From a shell the table's `rich` \
+import (~0.3 s) remains."""
 
 
 def main() -> None:
