@@ -298,29 +298,29 @@ NOTES_PROFILE = """\
 Where the time goes (thread CPU, best of 40 batches of 4, the stages interleaved batch by batch in one process so \
 the VM's drift hits them alike; in units of torchinfo's summary of the same model, 1.00 ≈ 4.5 ms on a quiet \
 minute, 2026-12-02). Seed VAE, forward only, built on meta: the forward under aelab's shape-only kernels alone \
-0.24; no-op global module hooks and a pass-through `TorchFunctionMode` +0.04; aelab's three recorders (30 \
-module calls, 38 function calls and a sample, 48 aten ops with the shadow's value following and the FLOP formulas: ~18 µs \
-an event) +0.49; a run's set-up (one walk, the parameter count, buffer deferral, distribution samplers \
-patched, RNG fingerprints, the flag snapshot) +0.12; `record()`'s input synthesis and RNG save/restore \
-(NumPy's `get_state`/`set_state` alone ~0.1 ms) +0.07; the analyses (data flow, bottleneck, notes, the \
-layer table) +0.22: inspect ≈ 1.2× torchinfo in that harness; the per-round table above is the bench's own.
+0.24; no-op global module hooks and a pass-through `TorchFunctionMode` +0.04; aelab's three recorders (30 module \
+calls, 38 function calls and a sample, 48 aten ops with the shadow's value following and the FLOP formulas: ~18 µs \
+an event) +0.49; a run's set-up (one walk, the parameter count, buffer deferral, distribution samplers patched, \
+RNG fingerprints, the flag snapshot) +0.12; `record()`'s input synthesis and RNG save/restore (NumPy's \
+`get_state`/`set_state` alone ~0.1 ms) +0.07; the analyses (data flow, bottleneck, notes, the layer table) +0.22: \
+inspect ≈ 1.2× torchinfo in that harness; the per-round table above is the bench's own.
 
-Fixed this session, each measured before and after in lock-step A/B processes: every aten op asked its \
-overload for name, value reads, randomness, writes, FLOP rule and shape kernel through five to seven dict or \
-`lru_cache` lookups hashed by torch's Python-level `OpOverload.__hash__` (now one record per overload, found \
-by `id`: record() 0.89×); `isinstance(x, torch.Tensor)` costs ~270 ns on a non-tensor (torch's metaclass) and \
-an inspect asked it ~1,450 times, mostly of ints, lists and None (the type is asked first now); torch's \
-addmm/baddbmm FLOP formulas call its mm/bmm formula through a pytree wrapper (35 µs per Linear with a bias, \
-now 2 µs); unary pointwise ops sorted strides they did not need to (2.5× cheaper); a `functools.partial` per \
-function call, a graph-node walk per call when no backward is recorded, an eager model walk for buffer \
-recovery no run needed, a second model walk for the module types; the analyses recomputed the data path's \
-on-path units, main values and last uses on every ask and summed FLOPs up every op's parent chain (0.80×). \
-The inspect/torchinfo ratio went from 1.6–1.7× to 1.2–1.25× in the lock-step harness.
+Fixed this session, each measured before and after in lock-step A/B processes: every aten op asked its overload \
+for name, value reads, randomness, writes, FLOP rule and shape kernel through five to seven dict or `lru_cache` \
+lookups hashed by torch's Python-level `OpOverload.__hash__` (now one record per overload, found by `id`: record() \
+0.89×); `isinstance(x, torch.Tensor)` costs ~270 ns on a non-tensor (torch's metaclass) and an inspect asked it \
+~1,450 times, mostly of ints, lists and None (the type is asked first now); torch's addmm/baddbmm FLOP formulas \
+call its mm/bmm formula through a pytree wrapper (35 µs per Linear with a bias, now 2 µs); unary pointwise ops \
+sorted strides they did not need to (2.5× cheaper); a `functools.partial` per function call, a graph-node walk per \
+call when no backward is recorded, an eager model walk for buffer recovery no run needed, a second model walk for \
+the module types; the analyses recomputed the data path's on-path units, main values and last uses on every ask \
+and summed FLOPs up every op's parent chain (0.80×). The inspect/torchinfo ratio went from 1.6–1.7× to 1.2–1.25× \
+in the lock-step harness.
 
-What remains is spread thin: no function holds more than ~6% of an inspect. ≤ 1.0× would need recording \
-at ~10 µs an event (each op pays the Python dispatch of two modes, the shadow's check, a FLOP formula and \
-two tuples of tensor records) or dropping analyses torchinfo does not do. From a shell the table's `rich` \
-import (~0.3 s) remains."""
+What remains is spread thin: no function holds more than ~6% of an inspect. ≤ 1.0× would need recording at ~10 µs \
+an event (each op pays the Python dispatch of two modes, the shadow's check, a FLOP formula and two tuples of \
+tensor records) or dropping analyses torchinfo does not do. From a shell the table's `rich` import (~0.3 s) \
+remains."""
 
 
 def main() -> None:
