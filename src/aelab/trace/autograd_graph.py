@@ -24,7 +24,7 @@ from aelab.errors import UsageError
 from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import Follow
-from aelab.trace.standins import alias_swaps, followed
+from aelab.trace.standins import StorageCopies, attribute_stand_ins, followed
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk as parts_of
 
@@ -65,12 +65,17 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
 
         swapped = {n: copy_of(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
         swapped.update({n: copy_of(b) for n, b in model.named_buffers()})
-        # a view kept beside a parameter or buffer follows its fake copy (`trace.standins`; a meta one has no values)
-        aliases = alias_swaps(parts_of(model), fake_mode.from_tensor) if fake_mode is not None else []
+        # the modules' plain tensor attributes (`trace.standins`): a view kept beside a parameter or buffer follows
+        # its fake copy (a meta one shares a meta tensor's storage); any other real one gets a copy of its own
+        copies = StorageCopies("meta")
+        attributes = attribute_stand_ins(parts_of(model), fake_mode.from_tensor, fake_mode.from_tensor) \
+            if fake_mode is not None else \
+            attribute_stand_ins(parts_of(model), lambda t: None, lambda t: None if t.is_meta else copies.of(t))
     follow = Follow(known)  # values the code reads (masks, position ids: `aelab.trace.shadow`): the inputs', and
     for n, b in model.named_buffers():  # the real buffers', looked up at the first read of their storage
         if not b.is_meta:
             follow.shadow.defer(swapped[n], functools.partial(_own_value, b))
+    attributes.defer(follow.shadow)  # and the plain attributes'
     param_names = {id(t): n for n, t in swapped.items()}
     owner: dict[Any, str] = {}
 
@@ -87,7 +92,7 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
     handle = torch.nn.modules.module.register_module_forward_hook(claim)
     try:  # the recorder's distribution patches: validation off (it reads values fakes lack), samplers pass through
         with patched_distributions(), fake_mode if fake_mode is not None else contextlib.nullcontext(), \
-                follow, followed(aliases):
+                follow, followed(attributes):
             outputs = flatten_tensors(torch.func.functional_call(model, swapped, tuple(args), kwargs,
                                                                  tie_weights=True))
     finally:

@@ -39,7 +39,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import NOTHING, Shadow, _kind, _storage
-from aelab.trace.standins import StorageCopies, alias_swaps, followed
+from aelab.trace.standins import followed, stand_ins
 from aelab.trace.walk import ModelParts, walk
 
 # model -> {buffer name: real value}, recorded while the CLI built it on meta (see `remember_buffers`)
@@ -382,19 +382,17 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
 
     The model is not changed: a meta model keeps its meta tensors, a real one runs on copies of its buffers
     (a forward in training mode updates BatchNorm's statistics in place), copies that share storages as the
-    buffers do, with a view kept beside a buffer as a plain attribute on its copy (`trace.standins`): a write
-    through it lands in the copy the forward reads, not in the user's buffer. Raises whatever the forward raises.
+    buffers do, with a view kept beside a buffer as a plain attribute on its copy, and any other real plain tensor
+    attribute on a copy of its own (`trace.standins`): a write lands in the copy the forward reads, not in the
+    user's tensor. Raises whatever the forward raises.
     """
     oracle = Oracle()
-    with torch.no_grad(), streamed(model, oracle, device) as mode:
-        if mode.mat is not None:
-            model(*args, **kwargs)
+    stands = stand_ins(walk(model), "real")
+    with torch.no_grad(), streamed(model, oracle, device) as mode, followed(stands.attributes):
+        if stands.tensors:
+            torch.func.functional_call(model, stands.tensors, tuple(args), kwargs, tie_weights=True)
         else:
-            parts = walk(model)
-            copies = StorageCopies()
-            state = {n: copies.of(b) for n, b in parts.unique_buffers}
-            with followed(alias_swaps(parts, copies.alias_of)):
-                torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
+            model(*args, **kwargs)
     return oracle, list(mode.mat.unrecovered) if mode.mat is not None else []
 
 

@@ -289,9 +289,10 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     parts = walk(model)
     names = {id(m): n for n, m in parts.modules}
     params, buffers, shared = count_parameters(model, parts)
-    # The user's weights and buffers never enter the run: stand-ins do (functional_call, `trace.standins`),
-    # so in-place updates (BatchNorm running stats) cannot touch them, nor a write through a view kept beside them.
-    swapped, aliases = stand_ins(parts, execution, fake_mode)
+    # The user's weights, buffers and plain tensor attributes never enter the run: stand-ins do (functional_call,
+    # `followed`: `trace.standins`), so in-place updates (BatchNorm running stats, a counter) cannot touch them.
+    stands = stand_ins(parts, execution, fake_mode)
+    swapped = stands.tensors
     unique_params = [p for _, p in parts.unique_params]
     trainable: list[torch.Tensor] = ([t for n, t in swapped.items() if t.requires_grad] if swapped
                  else [p for p in unique_params if p.requires_grad])
@@ -303,6 +304,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     for t, value, taint in known:
         st.shadow.set(t, value, taint)
     known_buffers(st.shadow, model, swapped, parts)
+    stands.attributes.defer(st.shadow)
     snap = snapshot(model, parts)
     if eval_mode:
         model.eval()
@@ -331,11 +333,10 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
                 _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
-                with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                with grad_mode, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                        followed(stands.attributes):
                     if swapped:
-                        with followed(aliases):
-                            output = torch.func.functional_call(model, swapped, tuple(args), kwargs,
-                                                                tie_weights=True)
+                        output = torch.func.functional_call(model, swapped, tuple(args), kwargs, tie_weights=True)
                     else:
                         output = model(*args, **kwargs)
             except BaseException as exc:

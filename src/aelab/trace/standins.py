@@ -1,69 +1,94 @@
-"""What stands in for a model's own tensors during a run, and the plain attributes kept on their storages.
+"""What stands in for a model's own tensors during a run: its parameters, buffers and plain tensor attributes.
 
 A run never touches the user's parameters and buffers: `functional_call` swaps in fake copies (a model with
 weights), meta copies (a meta model's stray real tensors) or real copies that the forward may write (a real
-forward of a model with weights: BatchNorm's statistics, a counter). A tensor kept as a plain attribute on
-the storage of one of them (`self.alias = self.width.view(1)` in `__init__`; transformers' rotary embedding
-keeps `original_inv_freq = inv_freq`) is no parameter or buffer, so `functional_call` leaves it the user's:
-a write through it lands in the user's model and the run's own copy never sees it, and a read of it misses
-what the run wrote. `followed` puts each such attribute, for the run, on its stand-in's storage at the same
-geometry (`alias_swaps`), and the user's tensor back afterwards (the same object).
+forward: BatchNorm's statistics, a counter). A tensor a module keeps as a plain attribute is no parameter or
+buffer, so `functional_call` leaves it the user's: a write to it lands in the user's model (and under
+FakeTensorMode, which runs an op of real tensors for real, the shadow ran it a second time, so the value read
+was wrong too). `attribute_stand_ins` gives each such attribute a stand-in for the run, `followed` puts it in
+place and the user's tensor back afterwards (the same object):
+- one on the storage of a parameter or buffer (`self.alias = self.width.view(1)` in `__init__`; transformers'
+  rotary embedding keeps `original_inv_freq = inv_freq`) is the same view of that tensor's stand-in, so a write
+  through it reaches what the module's ops see, as it does in the user's model;
+- any other (`self.count = torch.tensor(1)`, a mask made once) gets a copy of its own, a fake or meta one
+  whose value is the user's tensor's, looked up at its first read (`Attributes.defer`, `Shadow.defer`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
+import functools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import torch
 from torch import nn
 
-from aelab.trace.shadow import _storage
+from aelab.trace.shadow import Shadow, _storage, is_real
 from aelab.trace.walk import ModelParts
 
-AliasOf = Callable[[torch.Tensor], "torch.Tensor | None"]
-# what a module's __dict__ holds but tensors (flags, sizes, its OrderedDicts of parameters, buffers, hooks):
-# skipped by type before isinstance, which is 4x slower per value (a 400-module model: 0.5 ms, not 1.8 ms)
-_NOT_TENSORS = frozenset({bool, int, float, str, type(None), dict, OrderedDict, set, list, tuple})
-
-
-def plain_aliases(parts: ModelParts) -> list[tuple[nn.Module, str, torch.Tensor]]:
-    """(module, attribute, tensor) of every tensor a module holds as a plain attribute on the storage of one
-    of the model's parameters or buffers (the tensor itself, a view of it, its `.data`)."""
-    found = [(m, k, v) for _, m in parts.unique_modules for k, v in vars(m).items()
-             if type(v) not in _NOT_TENSORS and isinstance(v, torch.Tensor)]
-    if not found:  # most models keep none: the storages are not looked up
-        return []
-    storages = {_storage(t) for _, t in (*parts.unique_params, *parts.unique_buffers)}
-    return [(m, k, v) for m, k, v in found if _storage(v) in storages]
-
-
+StandOf = Callable[[torch.Tensor], "torch.Tensor | None"]  # a tensor's stand-in; None: it stays as it is
 Swap = tuple[nn.Module, str, torch.Tensor, torch.Tensor]  # (module, attribute, the user's tensor, its stand-in)
 
 
-def alias_swaps(parts: ModelParts, alias_of: AliasOf) -> list[Swap]:
-    """Each plain attribute on a parameter's or buffer's storage (`plain_aliases`) with its stand-in,
-    `alias_of(tensor)`: the same view of the run's stand-in (None: it stays as it is). Made before the run's
-    modes are entered (a fake conversion under the recorder would be recorded as the model's ops)."""
-    out = []
-    for module, attr, t in plain_aliases(parts):
-        stand = alias_of(t)
+@dataclass
+class Attributes:
+    """The plain tensor attributes a run swaps (`followed`), and the stand-ins among them whose values are the
+    user's tensors' (a copy of its own that is no real tensor: the shadow learns its value at the first read)."""
+
+    swaps: list[Swap] = field(default_factory=list)
+    values: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (stand-in, the user's tensor)
+
+    def defer(self, shadow: Shadow) -> None:
+        """Give `shadow` each stand-in's value, the user's tensor's, to look up at its first read."""
+        for stand, t in self.values:
+            shadow.defer(stand, functools.partial(_value_of, t))
+
+
+def _value_of(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    return t.detach().cpu().clone(), 0
+
+
+def attribute_stand_ins(parts: ModelParts, alias_of: StandOf, copy_of: StandOf) -> Attributes:
+    """Each tensor a module holds as a plain attribute with its stand-in: `alias_of(t)` for one on the storage
+    of a parameter or buffer (the same view of that one's stand-in), `copy_of(t)` for any other. Made before
+    the run's modes are entered (a fake conversion under the recorder would be recorded as the model's ops)."""
+    out = Attributes()
+    modules = [m for _, m in parts.unique_modules]
+    # the tensor types among the types of every module's attributes, found in one C-level pass (~40 ns a value;
+    # a Python loop with an isinstance per value took ~70): most models keep none, and are done here
+    kinds = {k for k in set(map(type, chain.from_iterable(map(dict.values, map(vars, modules)))))
+             if issubclass(k, torch.Tensor)}
+    if not kinds:
+        return out
+    found = [(m, k, v) for m in modules for k, v in vars(m).items() if type(v) in kinds]
+    storages = {_storage(t) for _, t in (*parts.unique_params, *parts.unique_buffers)}
+    valued: set[int] = set()
+    for module, attr, t in found:
+        if _storage(t) in storages:
+            stand = alias_of(t)
+        else:
+            stand = copy_of(t)
+            if stand is not None and id(stand) not in valued and is_real(t) and not is_real(stand):
+                valued.add(id(stand))  # a tensor kept on two modules has one stand-in, one value
+                out.values.append((stand, t))
         if stand is not None:
-            out.append((module, attr, t, stand))
+            out.swaps.append((module, attr, t, stand))
     return out
 
 
 @contextlib.contextmanager
-def followed(swaps: list[Swap]) -> Iterator[None]:
-    """While active, each attribute of `swaps` is its stand-in; the user's tensor is put back afterwards."""
-    for module, attr, _, stand in swaps:
+def followed(attributes: Attributes) -> Iterator[None]:
+    """While active, each swapped attribute is its stand-in; the user's tensor is put back afterwards (also
+    when the forward rebound the attribute: `self.count = self.count + 1`)."""
+    for module, attr, _, stand in attributes.swaps:
         module.__dict__[attr] = stand
     try:
         yield
     finally:
-        for module, attr, t, _ in swaps:
+        for module, attr, t, _ in attributes.swaps:
             module.__dict__[attr] = t
 
 
@@ -105,25 +130,34 @@ class StorageCopies:
         return self.of(t) if _storage(t) in self.storages else None
 
 
-def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> tuple[dict[str, torch.Tensor],
-                                                                                 list[Swap]]:
-    """The tensors a run of `execution` swaps in for the model's (by name; {}: it runs on its own) and the
-    plain attributes on their storages with theirs (`followed`). Fake: fake copies. Meta: meta copies of a
-    meta model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context). Real, a model
-    with weights (a recorded real forward): its own parameters (autograd.grad differentiates them; `.grad`
-    is never written) and copies of its buffers, which the forward may write. A meta model's real forward
-    runs on the model itself: `trace.materialize` makes its values."""
+@dataclass
+class StandIns:
+    """What one run puts in place of the model's tensors: its parameters and buffers by name (`functional_call`;
+    {}: it runs on its own) and its plain tensor attributes (`followed`)."""
+
+    tensors: dict[str, torch.Tensor]
+    attributes: Attributes
+
+
+def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> StandIns:
+    """The stand-ins of a run of `execution`. Fake: fake copies of everything. Meta: meta copies of a meta
+    model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context). Real (a recorded real
+    forward, or `materialize.real_answers`): the parameters themselves (autograd.grad differentiates them;
+    `.grad` is never written), copies of the buffers and real plain tensors, which the forward may write. A
+    meta model's real forward runs on its parameters and buffers: `trace.materialize` makes their values."""
     named = [*parts.unique_params, *parts.unique_buffers]
     if fake_mode is not None:
         with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
-            return {n: fake_mode.from_tensor(t) for n, t in named}, alias_swaps(parts, fake_mode.from_tensor)
-    if execution == "meta" and any(t.device.type != "meta" for _, t in named):
-        meta = StorageCopies("meta")
-        swapped = {n: t if t.device.type == "meta" else meta.of(t) for n, t in named}
-        return swapped, alias_swaps(parts, meta.alias_of)
-    if execution == "real" and named and not any(t.device.type == "meta" for _, t in named):
-        real = StorageCopies()
-        swapped = dict(parts.unique_params)
-        swapped.update({n: real.of(b) for n, b in parts.unique_buffers})
-        return swapped, alias_swaps(parts, real.alias_of)
-    return {}, []
+            tensors = {n: fake_mode.from_tensor(t) for n, t in named}
+            return StandIns(tensors, attribute_stand_ins(parts, fake_mode.from_tensor, fake_mode.from_tensor))
+    copies = StorageCopies("meta" if execution == "meta" else None)
+
+    def copy_of(t: torch.Tensor) -> torch.Tensor | None:
+        return None if t.is_meta else copies.of(t)
+
+    if execution == "meta":  # (`is_meta`, not `device.type`: a torch.device per tensor is 3x the cost)
+        tensors = {} if all(t.is_meta for _, t in named) else {n: t if t.is_meta else copies.of(t) for n, t in named}
+    else:
+        tensors = {**dict(parts.unique_params), **{n: copies.of(b) for n, b in parts.unique_buffers}} \
+            if named and not any(t.is_meta for _, t in named) else {}
+    return StandIns(tensors, attribute_stand_ins(parts, copies.alias_of, copy_of))

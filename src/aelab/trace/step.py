@@ -22,7 +22,7 @@ from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
 from aelab.trace.materialize import all_rng_restored, known_buffers
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow
-from aelab.trace.standins import Swap, alias_swaps, followed
+from aelab.trace.standins import Attributes, StorageCopies, attribute_stand_ins, followed
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk
 
@@ -88,7 +88,8 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
                  args: Sequence[Any], kwargs: Mapping[str, Any], *, optimizers: Sequence[str] = ("adam",),
                  amp: str = "off", loss: str = "sum", checkpoint: Sequence[str] = (),
                  foreach: bool | None = None, context: Any = None,
-                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (), aliases: Sequence[Swap] = ()) -> StepLog:
+                 known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
+                 attributes: Attributes | None = None) -> StepLog:
     """Record a training step of `model` with `params`/`buffers` standing in for its own (fake or meta
     tensors; `requires_grad` on a parameter says it trains), for each optimizer in `optimizers`.
 
@@ -100,10 +101,10 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     "forward", "backward_end", "<opt>:first", "<opt>:first_end", "<opt>:steady", "<opt>:steady_grads",
     "<opt>:steady_end", "<opt>:gone".
 
-    `context` is entered around forward and backward (a FakeTensorMode for fake execution); `aliases` puts a
-    view kept beside a parameter or buffer as a plain attribute on its stand-in (`trace.standins`). `known` gives
-    the real values of some stand-ins (the inputs'); the buffers' are looked up when the forward reads them
-    (`aelab.trace.materialize.known_buffers`), so a value the forward reads is answered exactly
+    `context` is entered around forward and backward (a FakeTensorMode for fake execution); `attributes` puts
+    the stand-ins of the modules' plain tensor attributes in place (`trace.standins`). `known` gives the real
+    values of some stand-ins (the inputs'); the buffers' and the attributes' are looked up when the forward reads
+    them (`aelab.trace.materialize.known_buffers`), so a value the forward reads is answered exactly
     (`aelab.trace.shadow`). `StepLog.reads` and `StepLog.host_draws` say what the step read and drew from
     Python's `random` or NumPy (`aelab.trace.hostrng`). The model's own tensors, flags and training mode are
     not touched; the RNGs are `simulate`'s to put back.
@@ -122,6 +123,8 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     for t, value, taint in known:
         shadow.set(t, value, taint)
     known_buffers(shadow, model, buffers)
+    attributes = attributes if attributes is not None else Attributes()
+    attributes.defer(shadow)
     meta = any(t.device.type == "meta" for t in params.values())
     mode = _Lifetimes(log, scope.where, shadow, meta=meta)
     scope.mode = mode
@@ -162,7 +165,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
             with ctx, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 autocast: Any = (torch.autocast("cpu", dtype=amp_dtype) if amp_dtype is not None
                                  else contextlib.nullcontext())
-                with autocast, followed(list(aliases)):
+                with autocast, followed(attributes):
                     out = torch.func.functional_call(model, tensors, tuple(args), dict(kwargs), tie_weights=True)
                     scope.phase = "loss"
                     value = loss_fn(out, inputs)
@@ -241,18 +244,22 @@ def _simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspe
     mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
     inp = prepare_inputs([as_input_spec(s) for s in specs], {k: as_input_spec(s) for k, s in kwspecs.items()},
                          where, mode)
-    aliases: list[Swap] = []  # a meta stand-in shares its tensor's storage: a view kept beside it follows
+    parts = walk(model)
     if mode is None:
         params = {n: _meta(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
         buffers = {n: _meta(b) for n, b in model.named_buffers()}
+        # a meta stand-in shares a meta tensor's storage: a view kept beside it follows; a real one gets its own
+        copies = StorageCopies("meta")
+        attributes = attribute_stand_ins(parts, lambda t: None,
+                                         lambda t: None if t.device.type == "meta" else copies.of(t))
     else:
         with mode:
             params = {n: mode.from_tensor(p).detach().requires_grad_(bool(flags.get(n, False)))
                       for n, p in model.named_parameters()}
             buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
-            aliases = alias_swaps(walk(model), mode.from_tensor)
+            attributes = attribute_stand_ins(parts, mode.from_tensor, mode.from_tensor)
     return record_steps(model, params, buffers, inp.args, inp.kwargs, context=mode, known=inp.known,
-                        aliases=aliases, **options)
+                        attributes=attributes, **options)
 
 
 def _meta(t: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""A tensor a module keeps as a plain attribute (no parameter, no buffer: `self.count = torch.Tensor([1])`) is the
+user's: every run puts a stand-in of its own in its place (fake, meta or a real copy) whose value is the user's
+tensor's, looked up at the first read, and puts the user's tensor back afterwards. A write in the forward lands
+in the stand-in: the user's tensor comes back as it went in, and a read after the write is the real forward's.
+(It was written by every run: FakeTensorMode runs an op of real tensors for real, then the shadow ran it again on
+the same tensor, so one inspect left 3 and read 3 where the real forward reads 2.)"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import aelab
+from aelab.trace.autograd_graph import autograd_graph
+from aelab.trace.build import construct
+from aelab.trace.materialize import real_answers
+from aelab.trace.shadow import REPLAYED
+from aelab.trace.step import simulate
+
+MODES = ("shadow", "weights", "refuses")  # read without the weights; read beside one from the weights; no fake run
+
+
+class Counter(nn.Module):
+    """Counts its calls in a tensor kept as a plain attribute and keeps that many columns: 2 after one call.
+    `weights`: the width also needs a value of the weights (always 0: a real forward answers it); `refuses`:
+    Python code that refuses fake and meta tensors (a recorded real forward)."""
+
+    def __init__(self, mode: str = "shadow") -> None:
+        super().__init__()
+        self.mode = mode
+        self.lin = nn.Linear(4, 8)
+        self.count = torch.Tensor([1])  # a legacy constructor: on CPU even under the meta device context
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "refuses" and (x.is_meta or isinstance(x, torch._subclasses.fake_tensor.FakeTensor)):
+            raise RuntimeError("this layer wants real tensors")
+        self.count.add_(1)
+        extra = int((self.lin.weight > 5).sum()) if self.mode == "weights" else 0  # |weight| <= 1/2
+        return torch.tanh(self.lin(x)[:, : int(self.count.item()) + extra])
+
+
+def _as_it_went_in(model: Counter) -> tuple[object, ...]:
+    c = model.count
+    return c, c.device, c.untyped_storage().data_ptr(), c.tolist(), c._version
+
+
+def _unchanged(model: Counter, before: tuple[object, ...]) -> bool:
+    after = _as_it_went_in(model)
+    return after[0] is before[0] and after[1:] == before[1:]
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("mode", MODES)
+def test_inspect_reads_a_plain_counter_as_the_real_forward_does_and_leaves_the_users(mode: str, device: str) -> None:
+    assert tuple(Counter(mode)(torch.zeros(2, 4)).shape) == (2, 2)
+    model = construct(Counter, {"mode": mode}, device)
+    assert model.count.device.type == "cpu" and model.lin.weight.device.type == device
+    before = _as_it_went_in(model)
+    report = aelab.inspect(model, torch.zeros(2, 4))
+    assert report.trace.outputs[0].shape == (2, 2)  # it was (2, 3) on cpu, read exactly from a count run twice
+    assert _unchanged(model, before)  # it was 3 after one inspect
+    if mode == "shadow":  # answered beside the fake/meta run: exact, no real forward
+        assert [r.taint for r in report.trace.reads] == [0] and report.trace.execution == device.replace("cpu", "fake")
+    elif mode == "weights":
+        assert [r.taint & REPLAYED for r in report.trace.reads] == [REPLAYED, 0]  # the weights, then the count
+    else:
+        assert report.trace.execution == "real"
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("mode", MODES)
+def test_cost_leaves_a_plain_counter_as_it_was(mode: str, device: str) -> None:
+    model = construct(Counter, {"mode": mode}, device)
+    before = _as_it_went_in(model)
+    aelab.cost(model, torch.zeros(2, 4))
+    assert _unchanged(model, before)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_training_step_reads_a_plain_counter_exactly_and_leaves_the_users(device: str) -> None:
+    model = construct(Counter, {}, device)
+    before = _as_it_went_in(model)
+    log = simulate(model, [torch.zeros(2, 4)], {}, {n: True for n, _ in model.named_parameters()},
+                   optimizers=["sgd"], amp="off")
+    assert [r.taint for r in log.reads] == [0]
+    assert log.outputs[""] == 2 * 2 * 4  # two columns of float32 (it was three)
+    assert _unchanged(model, before)
+    aelab.memory(model, torch.zeros(2, 4), device="cpu")
+    assert _unchanged(model, before)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_backward_graph_leaves_a_plain_counter_as_it_was(device: str) -> None:
+    model = construct(Counter, {}, device)
+    before = _as_it_went_in(model)
+    graph = autograd_graph(model, [torch.zeros(2, 4)], {n: True for n, _ in model.named_parameters()})
+    assert any(n.param == "lin.weight" for n in graph.nodes)
+    assert _unchanged(model, before)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_real_forward_runs_on_a_copy_of_a_plain_counter(device: str) -> None:
+    model = construct(Counter, {}, device)
+    before = _as_it_went_in(model)
+    oracle, _ = real_answers(model, [torch.zeros(2, 4)], {})
+    assert [float(a) for q in oracle.answers.values() for a in q] == [2.0]  # the write reached what the read reads
+    assert _unchanged(model, before)
