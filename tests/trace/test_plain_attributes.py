@@ -3,7 +3,8 @@ user's: every run puts a stand-in of its own in its place (fake, meta or a real 
 tensor's, looked up at the first read, and puts the user's tensor back afterwards. A write in the forward lands
 in the stand-in: the user's tensor comes back as it went in, and a read after the write is the real forward's.
 (It was written by every run: FakeTensorMode runs an op of real tensors for real, then the shadow ran it again on
-the same tensor, so one inspect left 3 and read 3 where the real forward reads 2.)"""
+the same tensor, so one inspect left 3 and read 3 where the real forward reads 2.) A meta model's stray real
+buffer (a legacy `torch.Tensor(...)` ignores the meta device context) is copied for its real forward too."""
 
 from __future__ import annotations
 
@@ -106,3 +107,34 @@ def test_a_real_forward_runs_on_a_copy_of_a_plain_counter(device: str) -> None:
     oracle, _ = real_answers(model, [torch.zeros(2, 4)], {})
     assert [float(a) for q in oracle.answers.values() for a in q] == [2.0]  # the write reached what the read reads
     assert _unchanged(model, before)
+
+
+class StrayBuffer(nn.Module):
+    """Built on meta, but a legacy `torch.Tensor(...)` buffer is on CPU; the forward counts its calls in it and
+    reads a value of the weights (`weights`: a real forward answers it) or refuses meta tensors (`refuses`)."""
+
+    def __init__(self, mode: str = "weights") -> None:
+        super().__init__()
+        self.mode = mode
+        self.weight = nn.Parameter(torch.randn(4, 8) / 8)  # beside the buffer: the same module's values are made
+        self.register_buffer("calls", torch.Tensor([1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "refuses" and x.is_meta:
+            raise RuntimeError("this layer wants real tensors")
+        self.calls.add_(1)
+        return (x @ self.weight)[:, : int(self.calls.item()) + int((self.weight > 5).sum())]
+
+
+@pytest.mark.parametrize("mode", ["weights", "refuses"])
+def test_the_real_forward_of_a_meta_model_writes_a_copy_of_its_stray_real_buffer(mode: str) -> None:
+    model = construct(StrayBuffer, {"mode": mode}, "meta")
+    calls = model.calls
+    assert calls.device.type == "cpu" and model.weight.is_meta
+    report = aelab.inspect(model, torch.zeros(2, 4))
+    assert report.trace.outputs[0].shape == (2, 2)  # it was (2, 3): the real forward wrote the user's buffer
+    assert report.trace.execution == ("meta" if mode == "weights" else "real")
+    assert not any("not recoverable" in n for n in report.notes)  # its own values (it was said to be zeros)
+    assert model.calls is calls and model._buffers["calls"] is calls and calls.tolist() == [1.0]  # it was 2, 3
+    aelab.cost(model, torch.zeros(2, 4))
+    assert model.calls is calls and calls.tolist() == [1.0]

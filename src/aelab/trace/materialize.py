@@ -196,6 +196,8 @@ class Materializer:
                 full = f"{path}.{attr}" if path else attr
                 if full in self.built:
                     shell._buffers[attr] = self.built[full].clone()
+                elif not b.is_meta:  # a stray real buffer (a legacy `torch.Tensor(...)`) has its own values
+                    shell._buffers[attr] = b.detach().clone()
                 else:
                     # a bool buffer gets a uint8 7 that no bool holds: an init that writes True/False leaves 1/0,
                     # one that writes nothing is seen as such (a False mark was taken for a recovered False)
@@ -352,7 +354,8 @@ class _RealRun(DispatchMode):
 def streamed(model: nn.Module, oracle: Oracle | None = None,
              device: torch.device | None = None) -> Iterator[_RealRun]:
     """While active, ops see real values for `model`'s meta parameters/buffers, made at first touch and freed
-    when the module call that made them returns; value reads go to `oracle`. RNGs are restored afterwards."""
+    when the module call that made them returns; value reads go to `oracle`. RNGs are restored afterwards.
+    The model's real tensors are the caller's to swap for copies (`standins.stand_ins(parts, "real")`)."""
     meta = any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
     mat = Materializer(model) if meta else None
     mode = _RealRun(mat, oracle if oracle is not None else Oracle(), device or torch.device("cpu"))
@@ -380,11 +383,11 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
     """Run `model` once for real at these real inputs, module by module for a meta model, without autograd;
     return the answers of every value read and the buffers whose values were not recoverable.
 
-    The model is not changed: a meta model keeps its meta tensors, a real one runs on copies of its buffers
-    (a forward in training mode updates BatchNorm's statistics in place), copies that share storages as the
-    buffers do, with a view kept beside a buffer as a plain attribute on its copy, and any other real plain tensor
-    attribute on a copy of its own (`trace.standins`): a write lands in the copy the forward reads, not in the
-    user's tensor. Raises whatever the forward raises.
+    The model is not changed: a meta model keeps its meta tensors, and its real buffers and plain tensor
+    attributes, like a real model's, are copies for the run (a forward in training mode updates BatchNorm's
+    statistics in place, a counter counts), copies that share storages as the originals do, with a view kept
+    beside a buffer as a plain attribute on its copy (`trace.standins`): a write through it lands in the copy the
+    forward reads, not in the user's buffer. Raises whatever the forward raises.
     """
     oracle = Oracle()
     stands = stand_ins(walk(model), "real")

@@ -143,8 +143,8 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> Stand
     """The stand-ins of a run of `execution`. Fake: fake copies of everything. Meta: meta copies of a meta
     model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context). Real (a recorded real
     forward, or `materialize.real_answers`): the parameters themselves (autograd.grad differentiates them;
-    `.grad` is never written), copies of the buffers and real plain tensors, which the forward may write. A
-    meta model's real forward runs on its parameters and buffers: `trace.materialize` makes their values."""
+    `.grad` is never written), copies of the real buffers and plain tensors, which the forward may write; a
+    meta model's meta tensors get their values from `trace.materialize` as the run touches them."""
     named = [*parts.unique_params, *parts.unique_buffers]
     if fake_mode is not None:
         with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
@@ -158,6 +158,6 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> Stand
     if execution == "meta":  # (`is_meta`, not `device.type`: a torch.device per tensor is 3x the cost)
         tensors = {} if all(t.is_meta for _, t in named) else {n: t if t.is_meta else copies.of(t) for n, t in named}
     else:
-        tensors = {**dict(parts.unique_params), **{n: copies.of(b) for n, b in parts.unique_buffers}} \
-            if named and not any(t.is_meta for _, t in named) else {}
+        buffers = {n: copies.of(b) for n, b in parts.unique_buffers if not b.is_meta}
+        tensors = {**dict(parts.unique_params), **buffers} if buffers else {}
     return StandIns(tensors, attribute_stand_ins(parts, copies.alias_of, copy_of))
