@@ -3,8 +3,10 @@ user's: every run puts a stand-in of its own in its place (fake, meta or a real 
 tensor's, looked up at the first read, and puts the user's tensor back afterwards. A write in the forward lands
 in the stand-in: the user's tensor comes back as it went in, and a read after the write is the real forward's.
 (It was written by every run: FakeTensorMode runs an op of real tensors for real, then the shadow ran it again on
-the same tensor, so one inspect left 3 and read 3 where the real forward reads 2.) A meta model's stray real
-buffer (a legacy `torch.Tensor(...)` ignores the meta device context) is copied for its real forward too."""
+the same tensor, so one inspect left 3 and read 3 where the real forward reads 2.) So is one kept in a list,
+tuple or dict among a module's attributes: the run's container is a copy holding the stand-ins. A meta model's
+stray real buffer (a legacy `torch.Tensor(...)` ignores the meta device context) is copied for its real forward
+too."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from aelab.trace.autograd_graph import autograd_graph
 from aelab.trace.build import construct
 from aelab.trace.materialize import real_answers
 from aelab.trace.shadow import REPLAYED
+from aelab.trace.standins import attribute_stand_ins
 from aelab.trace.step import simulate
+from aelab.trace.walk import walk
 
 MODES = ("shadow", "weights", "refuses")  # read without the weights; read beside one from the weights; no fake run
 
@@ -138,3 +142,92 @@ def test_the_real_forward_of_a_meta_model_writes_a_copy_of_its_stray_real_buffer
     assert model.calls is calls and model._buffers["calls"] is calls and calls.tolist() == [1.0]  # it was 2, 3
     aelab.cost(model, torch.zeros(2, 4))
     assert model.calls is calls and calls.tolist() == [1.0]
+
+
+class Held(nn.Module):
+    """Keeps its counter in a list, a tuple, a dict or a list in a dict of its attributes (`where`), or a view of a
+    buffer in a list (`view`: a write through it is the buffer's); counts its calls and keeps that many columns."""
+
+    def __init__(self, where: str = "list") -> None:
+        super().__init__()
+        self.where = where
+        self.lin = nn.Linear(4, 8)
+        self.register_buffer("width", torch.tensor(3.0))
+        self.cache = [torch.Tensor([1])]
+        self.pair = (torch.Tensor([1]), "one")
+        self.table = {"n": torch.Tensor([1])}
+        self.nested = {"a": [torch.Tensor([1])]}
+        self.views = [self.width.view(1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.where == "view":
+            self.views[0].fill_(1)
+            return torch.tanh(self.lin(x)[:, : int(self.width.item()) + 1])
+        count = {"list": self.cache[0], "tuple": self.pair[0], "dict": self.table["n"],
+                 "nested": self.nested["a"][0]}[self.where]
+        count.add_(1)
+        return torch.tanh(self.lin(x)[:, : int(count.item())])
+
+
+def _held(model: Held) -> tuple[object, ...]:
+    """The containers and the tensors in them, as objects, and the tensors' values and versions."""
+    tensors = [model.cache[0], model.pair[0], model.table["n"], model.nested["a"][0], model.views[0], model.width]
+    return (model.cache, model.pair, model.table, model.nested, model.nested["a"], model.views, *tensors,
+            [None if t.is_meta else (t.tolist(), t._version) for t in tensors])  # (a meta tensor has no values)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("where", ["list", "tuple", "dict", "nested", "view"])
+def test_a_tensor_kept_in_a_list_tuple_or_dict_is_read_exactly_and_comes_back_unwritten(where: str,
+                                                                                        device: str) -> None:
+    assert tuple(Held(where)(torch.zeros(2, 4)).shape) == (2, 2)
+    model = construct(Held, {"where": where}, device)
+    before = _held(model)
+    report = aelab.inspect(model, torch.zeros(2, 4))
+    assert report.trace.outputs[0].shape == (2, 2)  # it was (2, 3) on cpu: the count ran twice on the user's
+    assert [r.taint for r in report.trace.reads] == [0]
+    flags = {n: True for n, _ in model.named_parameters()}
+    aelab.cost(model, torch.zeros(2, 4))
+    simulate(model, [torch.zeros(2, 4)], {}, flags, optimizers=["sgd"], amp="off")
+    if where != "view" or device != "meta":  # (cost --graph does not recover a meta buffer's value to read)
+        autograd_graph(model, [torch.zeros(2, 4)], flags)
+    oracle, _ = real_answers(model, [torch.zeros(2, 4)], {})
+    assert [float(a) for q in oracle.answers.values() for a in q] == [2.0 if where != "view" else 1.0]
+    after = _held(model)
+    assert all(a is b for a, b in zip(after[:-1], before[:-1], strict=True)) and after[-1] == before[-1]
+
+
+def test_the_scan_finds_each_held_tensor_and_nothing_in_a_model_that_keeps_none() -> None:
+    model = Held()
+    model.lin.sizes = {"in": 4, "out": [8]}  # a user's dict and list without a tensor: left as they are
+    attributes = attribute_stand_ins(walk(model), lambda t: t.clone(), lambda t: t.clone())
+    assert sorted(attr for _, attr, _, _ in attributes.swaps) == ["cache", "nested", "pair", "table", "views"]
+    swapped = {attr: stand for _, attr, _, stand in attributes.swaps}
+    assert swapped["pair"][1] == "one" and type(swapped["pair"]) is tuple and swapped["nested"]["a"] is not \
+        model.nested["a"]
+    tied = nn.Sequential(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Linear(2, 2), nn.Linear(2, 2))
+    tied[3].weight = tied[2].weight  # the same tensor in two modules' parameters: still the model's own
+    assert attribute_stand_ins(walk(tied), lambda t: t.clone(), lambda t: t.clone()).swaps == []
+    tied[2].__dict__["table"] = {"n": torch.zeros(1)}  # one tensor more in a dict than the model's own
+    assert [attr for _, attr, _, _ in attribute_stand_ins(walk(tied), lambda t: t, lambda t: t.clone()).swaps] == \
+        ["table"]
+
+    class Early(nn.Module):
+        def __init__(self) -> None:
+            self.count = torch.zeros(1)  # before nn.Module's own state: the scan's C-level pass skips that
+            super().__init__()
+
+    assert [attr for _, attr, _, _ in attribute_stand_ins(walk(Early()), lambda t: t, lambda t: t.clone()).swaps] \
+        == ["count"]
+
+
+def test_a_list_the_forward_appends_to_comes_back_as_it_went_in() -> None:
+    class Appends(Held):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.cache.append(x.sum())  # structural: the run's list is a copy (it was the user's, left with a fake)
+            return self.lin(x)
+
+    model = Appends()
+    cache, first = model.cache, model.cache[0]
+    aelab.inspect(model, torch.zeros(2, 4))
+    assert model.cache is cache and len(cache) == 1 and cache[0] is first

@@ -5,22 +5,26 @@ weights), meta copies (a meta model's stray real tensors) or real copies that th
 forward: BatchNorm's statistics, a counter). A tensor a module keeps as a plain attribute is no parameter or
 buffer, so `functional_call` leaves it the user's: a write to it lands in the user's model (and under
 FakeTensorMode, which runs an op of real tensors for real, the shadow ran it a second time, so the value read
-was wrong too). `attribute_stand_ins` gives each such attribute a stand-in for the run, `followed` puts it in
-place and the user's tensor back afterwards (the same object):
-- one on the storage of a parameter or buffer (`self.alias = self.width.view(1)` in `__init__`; transformers'
-  rotary embedding keeps `original_inv_freq = inv_freq`) is the same view of that tensor's stand-in, so a write
-  through it reaches what the module's ops see, as it does in the user's model;
+was wrong too). So does one in a list, tuple or dict among its attributes (`self.cache = [torch.zeros(3)]`).
+`attribute_stand_ins` gives each such tensor a stand-in for the run (the container a copy holding it), and
+`followed` puts them in place and the user's objects back afterwards:
+- a tensor on the storage of a parameter or buffer (`self.alias = self.width.view(1)` in `__init__`;
+  transformers' rotary embedding keeps `original_inv_freq = inv_freq`) is the same view of that tensor's
+  stand-in, so a write through it reaches what the module's ops see, as it does in the user's model;
 - any other (`self.count = torch.tensor(1)`, a mask made once) gets a copy of its own, a fake or meta one
   whose value is the user's tensor's, looked up at its first read (`Attributes.defer`, `Shadow.defer`).
+Not looked into: other containers (a namedtuple, a set, an object of the user's class), and a list or dict that
+holds no tensor when the run starts (a forward that appends its outputs to `self.seen = []` appends to the user's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, compress, islice, repeat
 from typing import Any
 
 import torch
@@ -30,7 +34,7 @@ from aelab.trace.shadow import Shadow, _storage, is_real
 from aelab.trace.walk import ModelParts
 
 StandOf = Callable[[torch.Tensor], "torch.Tensor | None"]  # a tensor's stand-in; None: it stays as it is
-Swap = tuple[nn.Module, str, torch.Tensor, torch.Tensor]  # (module, attribute, the user's tensor, its stand-in)
+Swap = tuple[nn.Module, str, Any, Any]  # (module, attribute, the user's tensor or container, its stand-in)
 
 
 @dataclass
@@ -51,38 +55,96 @@ def _value_of(t: torch.Tensor) -> tuple[torch.Tensor, int]:
     return t.detach().cpu().clone(), 0
 
 
+_SEQUENCES = frozenset({list, tuple})
+_MAPPINGS = frozenset({dict, OrderedDict, defaultdict})
+_CONTAINERS = _SEQUENCES | _MAPPINGS  # looked into by exact type (a namedtuple, a set, an object are not)
+# a module's own state (its parameters, buffers, submodules, hooks, flag): nn.Module.__init__ sets these first
+_TORCH_OWN_KEYS = tuple(vars(nn.Module()))
+_TORCH_OWN = frozenset(_TORCH_OWN_KEYS)
+
+
+def _may_hold_tensors(modules: list[nn.Module]) -> bool:
+    """Whether a module may hold a tensor as a plain attribute or in a list, tuple or dict among its attributes,
+    asked in C-level passes over the types of the attributes' values that follow the module's own state (~25 ns
+    a value; a Python loop with an isinstance per value took ~70, and nn.Module's own entries are most of a
+    module's): most models hold none, and are done here. True also when a module's own state is not first (an
+    attribute set before `nn.Module.__init__`): then every attribute is looked at."""
+    n = len(_TORCH_OWN_KEYS)
+    dicts = list(map(vars, modules))
+    last = map(next, map(islice, dicts, repeat(n - 1), repeat(None)))  # each module's n-th key
+    if any(map(_TORCH_OWN_KEYS[-1].__ne__, last)):
+        return True
+    values = list(chain.from_iterable(map(islice, map(dict.values, dicts), repeat(n), repeat(None))))
+    types = list(map(type, values))
+    kinds = set(types)
+    if any(issubclass(k, torch.Tensor) for k in kinds):
+        return True
+    if kinds.isdisjoint(_CONTAINERS):
+        return False
+    inner = chain.from_iterable(compress(values, map(_SEQUENCES.__contains__, types)))
+    if not kinds.isdisjoint(_MAPPINGS):  # (rarer than a conv's tuples of sizes)
+        inner = chain(inner, chain.from_iterable(map(dict.values, compress(values, map(_MAPPINGS.__contains__,
+                                                                                      types)))))
+    return any(k in _CONTAINERS or issubclass(k, torch.Tensor) for k in set(map(type, inner)))
+
+
 def attribute_stand_ins(parts: ModelParts, alias_of: StandOf, copy_of: StandOf) -> Attributes:
-    """Each tensor a module holds as a plain attribute with its stand-in: `alias_of(t)` for one on the storage
-    of a parameter or buffer (the same view of that one's stand-in), `copy_of(t)` for any other. Made before
-    the run's modes are entered (a fake conversion under the recorder would be recorded as the model's ops)."""
+    """Each tensor a module holds as a plain attribute, or in a list, tuple or dict among its attributes, with its
+    stand-in: `alias_of(t)` for one on the storage of a parameter or buffer (the same view of that one's
+    stand-in), `copy_of(t)` for any other. A container is swapped for a copy holding the stand-ins (a list the
+    forward appends to is the copy). Made before the run's modes are entered (a fake conversion under the
+    recorder would be recorded as the model's ops)."""
     out = Attributes()
     modules = [m for _, m in parts.unique_modules]
-    # the tensor types among the types of every module's attributes, found in one C-level pass (~40 ns a value;
-    # a Python loop with an isinstance per value took ~70): most models keep none, and are done here
-    kinds = {k for k in set(map(type, chain.from_iterable(map(dict.values, map(vars, modules)))))
-             if issubclass(k, torch.Tensor)}
-    if not kinds:
+    if not _may_hold_tensors(modules):
         return out
-    found = [(m, k, v) for m in modules for k, v in vars(m).items() if type(v) in kinds]
     storages = {_storage(t) for _, t in (*parts.unique_params, *parts.unique_buffers)}
     valued: set[int] = set()
-    for module, attr, t in found:
+    held: dict[int, Any] = {}  # id(container) -> its copy: a list kept on two modules is one list in the run
+
+    def stand_of(t: torch.Tensor) -> torch.Tensor | None:
         if _storage(t) in storages:
-            stand = alias_of(t)
-        else:
-            stand = copy_of(t)
-            if stand is not None and id(stand) not in valued and is_real(t) and not is_real(stand):
-                valued.add(id(stand))  # a tensor kept on two modules has one stand-in, one value
-                out.values.append((stand, t))
-        if stand is not None:
-            out.swaps.append((module, attr, t, stand))
+            return alias_of(t)
+        stand = copy_of(t)
+        if stand is not None and id(stand) not in valued and is_real(t) and not is_real(stand):
+            valued.add(id(stand))  # a tensor kept on two modules has one stand-in, one value
+            out.values.append((stand, t))
+        return stand
+
+    def swap(v: Any) -> Any:
+        """`v`'s stand-in: a tensor's, or a container's copy holding the stand-ins; `v` itself if none."""
+        if isinstance(v, torch.Tensor):
+            stand = stand_of(v)
+            return v if stand is None else stand
+        if type(v) not in _CONTAINERS:
+            return v
+        if id(v) not in held:
+            held[id(v)] = v  # (a container holding itself)
+            if type(v) in _MAPPINGS:
+                swapped = {k: swap(x) for k, x in v.items()}
+                changed = [k for k, x in v.items() if swapped[k] is not x]
+                copy = v.copy() if changed else v
+                for k in changed:
+                    copy[k] = swapped[k]
+            else:
+                items = [swap(x) for x in v]
+                copy = v if all(a is b for a, b in zip(items, v, strict=True)) else type(v)(items)
+            held[id(v)] = copy
+        return held[id(v)]
+
+    for module in modules:
+        for attr, v in vars(module).items():
+            if attr not in _TORCH_OWN:
+                stand = swap(v)
+                if stand is not v:
+                    out.swaps.append((module, attr, v, stand))
     return out
 
 
 @contextlib.contextmanager
 def followed(attributes: Attributes) -> Iterator[None]:
-    """While active, each swapped attribute is its stand-in; the user's tensor is put back afterwards (also
-    when the forward rebound the attribute: `self.count = self.count + 1`)."""
+    """While active, each swapped attribute is its stand-in; the user's tensor or container is put back
+    afterwards (also when the forward rebound the attribute: `self.count = self.count + 1`)."""
     for module, attr, _, stand in attributes.swaps:
         module.__dict__[attr] = stand
     try:
