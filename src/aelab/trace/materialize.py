@@ -420,7 +420,7 @@ def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torc
         stand = stand_ins.get(name, b)
         if id(b) in params or id(stand) in params:
             continue
-        if b.device.type != "meta":
+        if not b.is_meta:
             def own(r: torch.Tensor = b) -> tuple[torch.Tensor, int] | None:
                 return r.detach().cpu().clone(), 0
 
