@@ -330,3 +330,40 @@ def test_contiguous_operands_broadcast_to_the_strides_torch_gives() -> None:
         _same(fastmeta._pointwise(a, b), aten.add.Tensor(a, b))
         _same(fastmeta._pointwise(b, a), aten.add.Tensor(b, a))
         _same(fastmeta._pointwise(a), aten.tanh.default(a))
+
+
+def _cases() -> dict[Any, tuple[Any, ...]]:
+    """One case each kernel accepts on meta, by kernel (aten op, arguments)."""
+    x, w, c = _meta((2, 3, 4, 4)), _meta((5, 3, 3, 3)), _meta((3,))
+    m = _meta((4, 6))
+    return {
+        fastmeta._pointwise: (aten.add.Tensor, (m, m)),
+        fastmeta._pointwise_backward: (aten.threshold_backward.default, (m, m, 0)),
+        fastmeta._stack: (aten.stack.default, ([m, m],)),
+        fastmeta._filled: (aten.normal_.default, (m,)),
+        fastmeta._filled_like: (aten.ones_like.default, (m,)),
+        fastmeta._reduce: (aten.sum.default, (m,)),
+        fastmeta._where: (aten.where.self, (_meta((4, 6), torch.bool), m, m)),
+        fastmeta._like: (aten.tril.default, (m,)),
+        fastmeta._softmax: (aten._softmax.default, (m, -1, False)),
+        fastmeta._cat: (aten.cat.default, ([m, m],)),
+        fastmeta._batch_norm: (aten.native_batch_norm.default, (x, c, c, c, c, True, 0.1, 1e-5)),
+        fastmeta._batch_norm_backward: (aten.native_batch_norm_backward.default,
+                                        (x, x, c, c, c, c, c, True, 1e-5, [True, True, True])),
+        fastmeta._mm: (aten.mm.default, (m, _meta((6, 2)))),
+        fastmeta._addmm: (aten.addmm.default, (_meta((2,)), m, _meta((6, 2)))),
+        fastmeta._convolution: (aten.convolution.default, (x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)),
+    }
+
+
+def test_every_kernel_declines_real_tensors_whose_values_a_program_reads() -> None:
+    # A meta run meets real CPU tensors the program makes (`torch.ones(1) * n`, a counter): a shape-only
+    # kernel would hand back uninitialised memory as their value, so each leaves them to torch's kernel.
+    cases = _cases()
+    assert set(cases) == set(KERNELS.values())
+    for kernel, (op, args) in cases.items():
+        assert kernel(*args) is not NotImplemented, op
+        real = [torch.utils._pytree.tree_map(lambda t: torch.zeros_like(t, device="cpu")
+                                             if isinstance(t, torch.Tensor) else t, a) for a in args]
+        assert kernel(*real) is NotImplemented, op
+        _same(fastmeta.run(op, tuple(real), {}), op(*real))

@@ -172,7 +172,7 @@ def _pointwise(*args: Any, **kwargs: Any) -> Any:
     tensors = [a for a in args if type(a) not in _SCALARS and isinstance(a, torch.Tensor)]
     first = tensors[0]
     device = first.device
-    if any(t.device != device for t in tensors):
+    if not first.is_meta or any(t.device != device for t in tensors):
         return NotImplemented
     dtype = torch.result_type(args[0], args[1]) if len(args) > 1 else first.dtype
     if not dtype.is_floating_point or (len(tensors) == 1 and not first.dtype.is_floating_point):
@@ -190,7 +190,8 @@ def _pointwise(*args: Any, **kwargs: Any) -> Any:
 def _where(condition: torch.Tensor, a: Any, b: Any) -> Any:
     """where.self: the broadcast of the three shapes, the promoted dtype of the two values."""
     tensors = [t for t in (condition, a, b) if isinstance(t, torch.Tensor)]
-    if (condition.dtype != torch.bool or any(t.device != condition.device or not _row_major(t) for t in tensors)
+    if (condition.dtype != torch.bool or not condition.is_meta
+            or any(t.device != condition.device or not _row_major(t) for t in tensors)
             or not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor))):
         return NotImplemented
     dtype = torch.result_type(a, b)
@@ -201,14 +202,14 @@ def _where(condition: torch.Tensor, a: Any, b: Any) -> Any:
 
 def _like(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
     """tril / triu: the input's shape and dtype, contiguous."""
-    if not input.is_contiguous():
+    if not input.is_meta or not input.is_contiguous():
         return NotImplemented
     return _empty_like(input)
 
 
 def _softmax(input: torch.Tensor, dim: int, half_to_float: Any = False, **kwargs: Any) -> Any:
     """_softmax (half_to_float) / _safe_softmax (dtype=): the input's shape, contiguous."""
-    if not input.is_contiguous() or not input.dtype.is_floating_point:
+    if not input.is_meta or not input.is_contiguous() or not input.dtype.is_floating_point:
         return NotImplemented
     dtype = kwargs.get("dtype") or (torch.float32 if half_to_float is True else input.dtype)
     if isinstance(half_to_float, torch.dtype):  # _safe_softmax(self, dim, dtype) given positionally
@@ -218,7 +219,7 @@ def _softmax(input: torch.Tensor, dim: int, half_to_float: Any = False, **kwargs
 
 def _cat(tensors: list[torch.Tensor], dim: int = 0) -> Any:
     """cat of row-major tensors of one dtype, device and rank: contiguous, sizes added along `dim`."""
-    if not tensors:
+    if not tensors or not tensors[0].is_meta:
         return NotImplemented
     first = tensors[0]
     if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() or not _row_major(t)
@@ -245,7 +246,7 @@ _POINTWISE_BACKWARD = ("threshold_backward.default", "sigmoid_backward.default",
 
 def _pointwise_backward(grad: torch.Tensor, other: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
     """An activation's backward: the gradient's layout and dtype, when both operands agree on them."""
-    if (grad.shape != other.shape or grad.dtype != other.dtype or grad.device != other.device
+    if (not grad.is_meta or grad.shape != other.shape or grad.dtype != other.dtype or grad.device != other.device
             or not grad.is_contiguous() or not other.is_contiguous() or not grad.dtype.is_floating_point):
         return NotImplemented
     return _empty_like(grad)
@@ -264,7 +265,7 @@ for _name in _POINTWISE_BACKWARD:
 
 def _stack(tensors: list[torch.Tensor], dim: int = 0) -> Any:
     """stack of same-shape row-major tensors of one dtype and device: contiguous, a new dimension at `dim`."""
-    if not tensors:
+    if not tensors or not tensors[0].is_meta:
         return NotImplemented
     first = tensors[0]
     if any(t.shape != first.shape or t.dtype != first.dtype or t.device != first.device or not _row_major(t)
@@ -291,7 +292,8 @@ for _name in ("normal_.default", "uniform_.default", "exponential_.default", "be
 def _filled_like(input: torch.Tensor, *, dtype: Any = None, layout: Any = None, device: Any = None,
                  pin_memory: Any = None, memory_format: Any = None) -> Any:
     """ones_like / zeros_like of a contiguous tensor (autograd's seed gradient): contiguous, same shape."""
-    if not input.is_contiguous() or layout not in (None, torch.strided) or device not in (None, input.device) \
+    if not input.is_meta or not input.is_contiguous() or layout not in (None, torch.strided) \
+            or device not in (None, input.device) \
             or memory_format not in (None, torch.preserve_format, torch.contiguous_format):
         return NotImplemented
     return torch.empty(input.shape, dtype=dtype or input.dtype, device=input.device)
@@ -305,7 +307,7 @@ def _reduce(input: torch.Tensor, dim: Any = None, keepdim: bool = False, *, dtyp
     """mean.dim / sum.dim_IntList / sum: the reduced shape (size 1 kept with `keepdim`), contiguous whatever
     the input's layout (torch's reduction meta makes contiguous strides for the output shape); the dtype
     asked for, else the input's (sums of integers or bools, int64, are left to torch)."""
-    if not (input.dtype.is_floating_point or dtype is not None):
+    if not input.is_meta or not (input.dtype.is_floating_point or dtype is not None):
         return NotImplemented
     dims = range(input.dim()) if dim is None or (isinstance(dim, (list, tuple)) and not dim) else dim
     dims = [dims] if isinstance(dims, int) else dims
@@ -329,7 +331,7 @@ def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, 
                 training: bool, momentum: float, eps: float) -> Any:
     """native_batch_norm: (output like input, save_mean (C,), save_invstd (C,)) in the computation dtype,
     as the decomposition returns off CPU (running statistics have no values to update on meta)."""
-    if input.dim() < 2 or not input.is_contiguous():
+    if not input.is_meta or input.dim() < 2 or not input.is_contiguous():
         return NotImplemented
     c = input.shape[1]
     if any(t is not None and t.numel() != c for t in (weight, bias, running_mean, running_var)):
@@ -343,7 +345,7 @@ def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: An
                          output_mask: list[bool]) -> Any:
     """native_batch_norm_backward: grad_input like input (always), grad_weight and grad_bias (C,) in the
     weight's dtype where `output_mask` asks for them, else None (what the decomposition returns)."""
-    if (input.dim() < 2 or not input.is_contiguous() or not grad_out.is_contiguous()
+    if (not input.is_meta or input.dim() < 2 or not input.is_contiguous() or not grad_out.is_contiguous()
             or grad_out.shape != input.shape):
         return NotImplemented
     c = input.shape[1]
@@ -356,7 +358,8 @@ def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: An
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> Any:
     """mm of two matrices of one dtype: a contiguous (n, p) (torch's meta kernel: `a.new_empty(n, p)`)."""
-    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype or a.device != b.device:
+    if (not a.is_meta or a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype
+            or a.device != b.device):
         return NotImplemented
     return a.new_empty((a.shape[0], b.shape[1]))
 
@@ -374,7 +377,8 @@ def _convolution(input: torch.Tensor, weight: torch.Tensor, bias: Any, stride: l
     """convolution of a contiguous batch with a contiguous weight: a contiguous (N, C_out, *spatial) with
     PyTorch's output-size formula per dimension (the meta kernel picks contiguous for such operands)."""
     dims = input.dim() - 2
-    if (dims < 1 or weight.dim() != input.dim() or not input.is_contiguous() or not weight.is_contiguous()
+    if (not input.is_meta or dims < 1 or weight.dim() != input.dim() or not input.is_contiguous()
+            or not weight.is_contiguous()
             or input.dtype != weight.dtype or input.device != weight.device
             or any(len(v) != dims for v in (stride, padding, dilation))):
         return NotImplemented
