@@ -21,9 +21,9 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
+from aelab.trace.follow import Follow
 from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
-from aelab.trace.shadow import Follow
 from aelab.trace.standins import StorageCopies, attribute_stand_ins, followed
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk as parts_of

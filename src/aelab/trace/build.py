@@ -40,13 +40,14 @@ class _FollowBuild(DispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        pre = self.shadow.before(func, args, kwargs)
         out = func(*args, **kwargs)
         reads, random, _ = _kind(func)
         if random:  # a random init is not a value we can promise; drawing it for real would cost the RNG
             for t in written(func, args, kwargs):
                 self.shadow.forget(t)
         elif not reads:
-            self.shadow.after(func, args, kwargs, out)
+            self.shadow.after(func, args, kwargs, out, pre)
         return out
 
 

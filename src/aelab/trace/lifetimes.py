@@ -183,8 +183,9 @@ class _Lifetimes(DispatchMode):
                 return func(*args, **kwargs)
             except Exception as exc:
                 raise ValueReadError(f"aten.{name}" + (f" in {module}" if module else "")) from exc
+        pre = sh.before(func, args, kwargs)
         out = fastmeta.run(func, args, kwargs) if self.meta else func(*args, **kwargs)
-        sh.after(func, args, kwargs, out)
+        sh.after(func, args, kwargs, out, pre)
         return out
 
     def _correct_norm_stats(self, name: str, args: Any, out: tuple[Any, ...]) -> None:

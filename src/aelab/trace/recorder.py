@@ -33,6 +33,7 @@ from aelab.trace.methods import recorded_methods
 from aelab.trace.modes import DispatchMode
 from aelab.trace.opfacts import OpFacts, facts
 from aelab.trace.params import count_parameters, restore, snapshot
+from aelab.trace.probe import probe
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import NOTHING, REPLAYED, is_real, target_device
@@ -127,6 +128,7 @@ class _DispatchRecorder(DispatchMode):
         if f.reads:  # an op that reads values: answer it from the shadow values, or the real run's
             out = self._read(func, name, st, args, kwargs)
         if out is NOTHING:
+            pre = sh.before(func, args, kwargs) if f.mutated and st.execution != "real" else None
             try:
                 if st.execution != "meta":
                     out = func(*args, **kwargs)
@@ -137,7 +139,7 @@ class _DispatchRecorder(DispatchMode):
             except BaseException as exc:
                 out = self._retry(func, name, st, args, kwargs, exc)
             else:
-                sh.after(func, args, kwargs, out)
+                sh.after(func, args, kwargs, out, pre)
         flops, category = 0, None
         if f.rule is not None:
             try:
@@ -184,7 +186,7 @@ class _DispatchRecorder(DispatchMode):
             st.data_dependent = name
             st.data_dependent_module = st.current_module()
             raise exc
-        probed = st.shadow.probe(func, args, kwargs)
+        probed = probe(st.shadow, func, args, kwargs)
         if probed is NOTHING:
             st.record_error(exc, op=name, op_inputs=st.op_infos(args, kwargs))
             raise exc
@@ -301,6 +303,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     st.execution = execution
     st.grad = backward
     st.oracle = oracle
+    st.shadow.writes.active = execution != "real"  # what a meta/fake run writes of real tensors is put back
     for t, value, taint in known:
         st.shadow.set(t, value, taint)
     known_buffers(st.shadow, model, swapped, parts)
@@ -359,6 +362,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
         if gc_enabled:
             gc.enable()
         fake_log.disabled = log_disabled
+        st.shadow.writes.restore()
         restore(model, snap)
     outputs = st.calls[0].outputs if st.calls else []
     return Trace(model_type=type(model).__name__, execution=execution, inputs=inputs, input_names=input_names,

@@ -29,14 +29,15 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace import realwrites
 from aelab.trace.aten_args import ATOMS, map_leaves, real_call, tensors_of
 from aelab.trace.deferred import Deferred
-from aelab.trace.modes import DispatchMode
 from aelab.trace.opfacts import facts
+from aelab.trace.realwrites import RealWrites
+from aelab.trace.realwrites import storage_key as _storage
 from aelab.trace.records import Read
 
 RANDOM, SYNTHETIC, REPLAYED = 1, 2, 4
-_PROBED: dict[Any, Any] = {}  # (op, input shapes/dtypes/strides, other args) -> the CPU kernel's outputs, on meta
 NOTHING: Any = object()  # "no answer": the caller must do something else
 
 
@@ -74,6 +75,7 @@ class Shadow:
         self.reads: list[Read] = []
         self._real_taint: dict[int, tuple[torch.Tensor, int]] = {}  # real tensors made by RNG ops, and after
         self._deferred: dict[int, Deferred] = {}  # storage -> values looked up on its first read (`defer`)
+        self.writes = RealWrites()  # real tensors written in place: saved, and put back by the run's owner
 
     # --- the table ---------------------------------------------------------------------------------
     def set(self, t: torch.Tensor, value: torch.Tensor, taint: int = 0) -> None:
@@ -204,11 +206,36 @@ class Shadow:
             return None
         return out, taint
 
-    def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
-        """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small."""
+    def before(self, func: Any, args: Any, kwargs: dict[str, Any]) -> list[tuple[torch.Tensor, Any]] | None:
+        """Called before an op of a meta/fake run: the real tensors it writes in place, each with a copy of its
+        storage (so `after` sees whether the kernel wrote it itself), or None. `RealWrites` keeps the first
+        copy, and one of a known value's storage, which `after` writes: it may be the user's (a view of a
+        module-level tensor, an input written in place)."""
+        if not facts(func).mutated:
+            return None
+        pre = []
+        for t in written(func, args, kwargs):
+            if is_real(t):
+                contents = realwrites.snapshot(t)
+                if contents is not None:
+                    self.writes.save(t, contents)
+                    pre.append((t, contents))
+            elif self.writes.active:
+                hit = self._known.get(id(t))
+                if hit is not None and hit[0] is t:
+                    self.writes.save(hit[1])
+        return pre or None
+
+    def after(self, func: Any, args: Any, kwargs: dict[str, Any], out: Any,
+              pre: list[tuple[torch.Tensor, Any]] | None = None) -> None:
+        """An op ran on meta/fake tensors: compute its real result if all its inputs are known and it is small.
+        `pre` is what `before` returned: a real tensor the kernel wrote already is not written again."""
         f = facts(func)
         random, overwrite = f.random, f.overwrite
         mutated = written(func, args, kwargs) if f.mutated else []
+        if pre is not None and any(realwrites.written(t, contents) for t, contents in pre):
+            self._written_by_kernel(mutated, out)
+            return
         if self._deferred and len(mutated) == 1 and not random and args and args[0] is mutated[0]:
             entry = self._deferred.get(_storage(mutated[0]))  # a write to a buffer not read yet can wait
             if entry is not None and entry.postpone(func, args, kwargs):
@@ -221,6 +248,9 @@ class Shadow:
         if not outs and not mutated:
             return
         if all(is_real(t) for t in outs) and outs:  # the op ran for real (torch.rand([]) without a device)
+            if not mutated and not f.is_view:
+                for t in outs:
+                    self.writes.made(t)
             taint = RANDOM if random else 0
             if self._real_taint:
                 for t in tensors_of((args, tuple(kwargs.values()))):
@@ -246,12 +276,28 @@ class Shadow:
         real_outs = tensors_of(real_out)
         if len(real_outs) != len(outs):
             return
+        if not mutated and not f.is_view:
+            for real in real_outs:
+                self.writes.made(real)
         for fake, real in zip(outs, real_outs, strict=True):
             if tuple(fake.shape) == tuple(real.shape):
                 self.set(fake, real, taint)
         for t in mutated:  # an in-place op returns its argument: the value now held is the mutated shadow
             if self.get(t) is None:
                 self.forget(t)
+
+    def _written_by_kernel(self, mutated: list[torch.Tensor], out: Any) -> None:
+        """The kernel wrote a real tensor in place (all its arguments real, the CPU kernel ran): its value is
+        itself; a fake result stands for the real tensor it aliases; any other tensor written is unknown."""
+        real = [t for t in mutated if is_real(t)]
+        for t in mutated:
+            if not is_real(t):
+                self.forget(t)
+        fakes = [t for t in tensors_of(out) if not is_real(t)]
+        if len(fakes) == len(real):
+            for fake, value in zip(fakes, real, strict=True):
+                if tuple(fake.shape) == tuple(value.shape):
+                    self.set(fake, value, 0)
 
     def getitem(self, base: Any, index: Any, out: Any) -> None:
         """`base[index]` seen at the Python level: a list index (`x[:, [-1, 0]]`) becomes a tensor that no
@@ -303,54 +349,6 @@ class Shadow:
         self.reads.append(Read(f"aten.{func.overloadpacket.__name__}", module, taint))
         return self.stand_in(real_out, target_device(args, kwargs), taint)
 
-    def probe(self, func: Any, args: Any, kwargs: dict[str, Any], max_bytes: int = 1 << 30) -> Any:
-        """Run the CPU kernel on the known values and zeros for the unknown, and return stand-ins of its
-        outputs' shapes whose values stay unknown; NOTHING if the CPU kernel fails too.
-
-        Unknown inputs are one zero broadcast to their shape (no memory: a 3.7 GB expert weight costs
-        nothing), or, if the kernel refuses that, real zeros up to `max_bytes`. Answers are cached by the
-        op and its inputs' shapes, dtypes and strides, so a layer repeated 32 times is probed once."""
-        flat = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        known = [self.get(t) for t in flat]
-        key = (func, tuple((tuple(t.shape), t.dtype, tuple(t.stride()), k is not None) for t, k in zip(flat, known)),
-               repr([a for a in tree_flatten((args, kwargs))[0] if not isinstance(a, torch.Tensor)]))
-        if all(k is None for k in known) and key in _PROBED:
-            return self.stand_in(_PROBED[key], target_device(args, kwargs), 0, known=False)
-        writes = {id(t) for t in written(func, args, kwargs)}
-
-        def attempt(broadcast: bool) -> Any:
-            def value(x: Any) -> Any:
-                if isinstance(x, torch.Tensor):
-                    got = self.get(x)
-                    if got is not None:
-                        return got[0]
-                    if broadcast and id(x) not in writes:
-                        return torch.zeros((), dtype=x.dtype).expand(x.shape)
-                    return torch.zeros(x.shape, dtype=x.dtype)
-                if isinstance(x, torch.device):
-                    return torch.device("cpu")
-                return x
-
-            with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
-                try:
-                    return func(*tree_map(value, args), **tree_map(value, kwargs))
-                except Exception:
-                    return NOTHING
-
-        real_out = attempt(broadcast=True)
-        if real_out is NOTHING:
-            if sum(t.numel() * t.element_size() for t, k in zip(flat, known) if k is None) > max_bytes:
-                return NOTHING
-            real_out = attempt(broadcast=False)
-            if real_out is NOTHING:
-                return NOTHING
-        meta_out = tree_map(lambda r: torch.empty_strided(tuple(r.shape), tuple(r.stride()), dtype=r.dtype,
-                                                          device="meta") if isinstance(r, torch.Tensor) else r,
-                            real_out)
-        if all(k is None for k in known):
-            _PROBED[key] = meta_out
-        return self.stand_in(meta_out, target_device(args, kwargs), 0, known=False)
-
     def stand_in(self, real_out: Any, target: torch.device, taint: int, *, known: bool = True) -> Any:
         """Tensors of `real_out`'s metadata on `target` whose values are `real_out`'s: meta/fake stand-ins
         under a meta/fake run, the real tensor itself when the program asked for a real device."""
@@ -387,36 +385,3 @@ def _fake_active() -> bool:
     from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
     return any(isinstance(m, FakeTensorMode) for m in _get_current_dispatch_mode_stack())
-
-
-def _storage(t: torch.Tensor) -> int:
-    try:
-        return int(t.untyped_storage()._cdata)
-    except Exception:  # a tensor without storage (sparse, nested): only itself
-        return id(t)
-
-
-_INDEXING = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
-
-
-class Follow(DispatchMode):
-    """A `Shadow` as a dispatch mode of its own, for a run outside the recorder (autograd's graph for
-    `aelab cost --graph`): reads of known values are answered, everything else runs as it would."""
-
-    def __init__(self, known: Any = ()) -> None:
-        super().__init__()
-        self.shadow = Shadow()
-        for t, value, taint in known:
-            self.shadow.set(t, value, taint)
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func.overloadpacket.__name__ in _INDEXING:
-            args = self.shadow.masks_to_indices(args)
-        if _kind(func)[0]:
-            out = self.shadow.answer(func, args, kwargs, "")
-            if out is not NOTHING:
-                return out
-        out = func(*args, **kwargs)
-        self.shadow.after(func, args, kwargs, out)
-        return out

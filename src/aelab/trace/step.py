@@ -120,6 +120,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
     log = StepLog([], [], [])
     scope = _Scope({id(m): n for n, m in model.named_modules(remove_duplicate=False)}, log)
     shadow = Shadow(table=WeakKnown())  # a known mask dies when the step drops it
+    shadow.writes.active = True  # real tensors the step writes in place are put back (`trace.realwrites`)
     for t, value, taint in known:
         shadow.set(t, value, taint)
     known_buffers(shadow, model, buffers)
@@ -206,6 +207,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
         log.reads = list(shadow.reads)
         log.host_draws = watch.draws()
     finally:
+        shadow.writes.restore()
         pre.remove()
         post.remove()
         for h in scope.handles:
