@@ -146,3 +146,54 @@ def test_a_lazy_module_before_its_first_forward_is_bad_input_not_an_internal_err
     assert out.returncode == 2, (out.returncode, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "0.weight is an uninitialised parameter of a lazy module" in lines[0], lines
+
+
+_META_HELD = '''import torch
+from torch import nn
+
+
+class Box:
+    def __init__(self):
+        self.t = torch.tensor(2)
+
+
+class Held(nn.Module):
+    """Keeps `held + 1` rows: a meta tensor the constructor made, as an attribute or in an object of its own."""
+
+    def __init__(self, in_box):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        if in_box:
+            self.box = Box()
+        else:
+            self.held = torch.tensor(2)
+
+    def forward(self, x):
+        held = self.box.t if hasattr(self, "box") else self.held
+        return self.lin(x)[: int(held.item()) + 1]
+
+
+def make(in_box=False):
+    with torch.device("meta"):
+        return Held(in_box)
+'''
+
+
+def test_a_meta_attribute_without_a_value_is_traced_with_zeros_and_said(cli, tmp_path: Path) -> None:
+    # `torch.tensor(2)` under the meta device is a meta tensor: its 2 was never made, so a real run can only
+    # use zeros (1 row kept). It was an internal error (exit 3); now it runs and the notes say which value.
+    (tmp_path / "held.py").write_text(_META_HELD)
+    out = cli("inspect", f"{tmp_path / 'held.py'}:make", "--input", "4x3", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["layers"][-1]["output_shapes"] == [[1, 3]]
+    assert any("not recoverable on meta" in n and ": held;" in n for n in report["notes"]), report["notes"]
+
+
+@pytest.mark.parametrize("verb", ["inspect", "cost", "doctor"])
+def test_a_meta_value_outside_the_model_is_bad_input_in_one_line(cli, tmp_path: Path, verb: str) -> None:
+    (tmp_path / "held.py").write_text(_META_HELD)
+    out = cli(verb, f"{tmp_path / 'held.py'}:make", "--input", "4x3", "--arg", "in_box=True")
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reads the value of a meta tensor" in lines[0] and "--device cpu" in lines[0], lines

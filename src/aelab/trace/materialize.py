@@ -396,7 +396,7 @@ def real_answers(model: nn.Module, args: list[Any], kwargs: dict[str, Any],
             torch.func.functional_call(model, stands.tensors, tuple(args), kwargs, tie_weights=True)
         else:
             model(*args, **kwargs)
-    return oracle, list(mode.mat.unrecovered) if mode.mat is not None else []
+    return oracle, (list(mode.mat.unrecovered) if mode.mat is not None else []) + stands.attributes.zeroed
 
 
 def known_buffers(shadow: Shadow, model: nn.Module, stand_ins: Mapping[str, torch.Tensor],

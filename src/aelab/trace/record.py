@@ -142,8 +142,14 @@ def _recorded_real(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool
     meta = is_meta_model(model)
     inp = prepare_inputs(specs, kwspecs, model_device(model), None)
     inner = streamed(model) if meta else contextlib.nullcontext()
-    return run(model, inp.real_args, inp.real_kwargs, execution="real", backward=backward and not meta,
-               inner=inner, eval_mode=eval_mode)
+    try:
+        return run(model, inp.real_args, inp.real_kwargs, execution="real", backward=backward and not meta,
+                   inner=inner, eval_mode=eval_mode)
+    except NeedsRealForward as exc:  # a meta tensor outside the model's parameters, buffers and attributes
+        where = f" in {exc.module}" if exc.module else ""
+        raise UsageError(f"{exc.op}{where} reads the value of a meta tensor that no initialisation makes (held "
+                         "outside the model's parameters, buffers and tensor attributes): build the model on "
+                         "CPU (--device cpu) to trace it") from exc
 
 
 def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping[str, InputLike] | None = None, *,
@@ -219,7 +225,7 @@ def _streamed_words(model: nn.Module) -> str:
 
 def _unrecovered(names: list[str]) -> str:
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    return (f"Buffer values not recoverable on meta (no initialisation writes them): {shown}; the real run used "
+    return (f"Values not recoverable on meta (no initialisation writes them): {shown}; the real run used "
             "zeros for them. Build the model with --device cpu for its own values.")
 
 

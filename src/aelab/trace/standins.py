@@ -44,6 +44,7 @@ class Attributes:
 
     swaps: list[Swap] = field(default_factory=list)
     values: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (stand-in, the user's tensor)
+    zeroed: list[str] = field(default_factory=list)  # meta tensors without a value, zeros in a real run
 
     def defer(self, shadow: Shadow) -> None:
         """Give `shadow` each stand-in's value, the user's tensor's, to look up at its first read."""
@@ -206,7 +207,9 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> Stand
     model's real tensors (a legacy `torch.Tensor(...)` ignores the meta device context). Real (a recorded real
     forward, or `materialize.real_answers`): the parameters themselves (autograd.grad differentiates them;
     `.grad` is never written), copies of the real buffers and plain tensors, which the forward may write; a
-    meta model's meta tensors get their values from `trace.materialize` as the run touches them."""
+    meta model's meta parameters and buffers get their values from `trace.materialize` as the run touches
+    them, and a meta plain tensor (`self.count = torch.tensor(1)` under the meta device), whose value was
+    never made, zeros (`Attributes.zeroed` names them for the notes)."""
     named = [*parts.unique_params, *parts.unique_buffers]
     if fake_mode is not None:
         with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
@@ -215,11 +218,18 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> Stand
     copies = StorageCopies("meta" if execution == "meta" else None)
 
     def copy_of(t: torch.Tensor) -> torch.Tensor | None:
-        return None if t.is_meta else copies.of(t)
+        if not t.is_meta:
+            return copies.of(t)
+        return None if execution == "meta" else torch.zeros(tuple(t.shape), dtype=t.dtype)
 
     if execution == "meta":  # (`is_meta`, not `device.type`: a torch.device per tensor is 3x the cost)
         tensors = {} if all(t.is_meta for _, t in named) else {n: t if t.is_meta else copies.of(t) for n, t in named}
     else:
         buffers = {n: copies.of(b) for n, b in parts.unique_buffers if not b.is_meta}
         tensors = {**dict(parts.unique_params), **buffers} if buffers else {}
-    return StandIns(tensors, attribute_stand_ins(parts, copies.alias_of, copy_of))
+    attributes = attribute_stand_ins(parts, copies.alias_of, copy_of)
+    if execution != "meta":
+        names = {id(m): n for n, m in parts.unique_modules}
+        attributes.zeroed = [f"{names[id(module)]}.{attr}".lstrip(".") for module, attr, t, stand in attributes.swaps
+                             if isinstance(t, torch.Tensor) and t.is_meta and not stand.is_meta]
+    return StandIns(tensors, attributes)
