@@ -15,6 +15,8 @@ was wrong too). So does one in a list, tuple or dict among its attributes (`self
   whose value is the user's tensor's, looked up at its first read (`Attributes.defer`, `Shadow.defer`).
 Not looked into: other containers (a namedtuple, a set, an object of the user's class), and a list or dict that
 holds no tensor when the run starts (a forward that appends its outputs to `self.seen = []` appends to the user's).
+A tensor in those that a meta/fake run writes in place is still put back (`trace.realwrites`); one a forward
+rebinds (`self.box.t = self.box.t + 1`) is the forward's business on the user's object.
 """
 
 from __future__ import annotations
