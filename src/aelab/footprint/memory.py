@@ -24,7 +24,7 @@ from aelab.footprint.report import LayerRow, MaxBatch, MemoryReport, WhatIf
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import StepLog, ValueReadError
 from aelab.trace.params import refuse_lazy
-from aelab.trace.record import InputLike, as_input_spec
+from aelab.trace.record import InputLike, as_input_spec, is_meta_model
 from aelab.trace.step import AMP_DTYPES, LOSSES, OPTIMIZERS, simulate
 
 #: allocator granularity per device: CUDA's caching allocator hands out 512-byte multiples
@@ -97,8 +97,11 @@ def _run(model: nn.Module, specs: Sequence[Any], kwspecs: Mapping[str, Any], fla
     except UsageError:
         raise
     except ValueReadError as exc:
-        raise UsageError(f"the forward reads a tensor value that depends on the weights ({exc}): a training step "
-                         "cannot be simulated without them") from exc
+        meta = is_meta_model(model)
+        raise UsageError("the forward reads a tensor value that depends on the weights"
+                         + (" or on a meta tensor without a value" if meta else "")
+                         + f" ({exc}): a training step cannot be simulated without them"
+                         + ("; a model built on CPU has its values" if meta else "")) from exc
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise UsageError(f"the simulated training step failed ({type(exc).__name__}: {msg}); "
