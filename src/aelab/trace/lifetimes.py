@@ -232,7 +232,7 @@ class _Lifetimes(DispatchMode):
 
 
 def _is_fake_or_meta(t: torch.Tensor) -> bool:
-    return t.device.type == "meta" or type(t).__name__ == "FakeTensor"
+    return t.is_meta or type(t).__name__ == "FakeTensor"
 
 
 # --- where in the step are we ---------------------------------------------------------------------

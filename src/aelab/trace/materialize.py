@@ -328,7 +328,7 @@ class _RealRun(DispatchMode):
         mat = self.mat
 
         def swap(x: Any) -> Any:
-            if isinstance(x, torch.Tensor) and x.device.type == "meta" and mat is not None:
+            if isinstance(x, torch.Tensor) and x.is_meta and mat is not None:
                 base = x if mat.knows(x) else mat.alias_base(x)
                 if base is not None:
                     fresh = id(base) not in mat.cache

@@ -78,8 +78,10 @@ class RealWrites:
 
     def restore(self) -> None:
         """Put back every storage saved; the run's own tensors are no longer wanted."""
-        saved, self._saved = self._saved, {}
         self._made.clear()
+        if not self._saved:
+            return
+        saved, self._saved = self._saved, {}
         with _disable_current_modes(), torch._C.DisableTorchFunction(), torch.no_grad():
             for t, contents in saved.values():
                 t.untyped_storage().copy_(contents)
