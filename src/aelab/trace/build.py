@@ -40,9 +40,10 @@ class _FollowBuild(DispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        pre = self.shadow.before(func, args, kwargs)
-        out = func(*args, **kwargs)
         reads, random, _ = _kind(func)
+        # a real tensor the kernel writes (`torch.ones(3).mul_(2)` under the meta device) is not written twice
+        pre = self.shadow.before(func, args, kwargs) if not (random or reads) else None
+        out = func(*args, **kwargs)
         if random:  # a random init is not a value we can promise; drawing it for real would cost the RNG
             for t in written(func, args, kwargs):
                 self.shadow.forget(t)
