@@ -146,3 +146,50 @@ def test_the_nested_matrix_formulas_equal_torchs(op: str) -> None:
         out = packet.default(bias, a, w)
         assert flops.count(packet.default, (bias, a, w), {}, out) == (
             "matmul", flop_registry[packet](bias, a, w, out_val=out))
+
+
+def test_cdist_counts_the_matmul_torchs_own_decomposition_runs() -> None:
+    """`torch.cdist` on CPU is `aten._euclidean_dist`, which FlopCounterMode does not count; torch's own
+    decomposition of it is one matmul of norm-padded operands, and FlopCounterMode counts that."""
+    from torch._decomp import decomposition_table
+
+    op = torch.ops.aten._euclidean_dist.default
+    for shapes in [((5, 7), (4, 7)), ((3, 5, 7), (3, 4, 7)), ((2, 3, 6, 2), (2, 3, 9, 2))]:
+        a, b = torch.randn(shapes[0]), torch.randn(shapes[1])
+        with FlopCounterMode(display=False) as counter:
+            decomposition_table[op](a, b)
+        assert flops.count(op, (a, b), {}, op(a, b)) == ("matmul", counter.get_total_flops())
+
+
+def test_an_in_place_variant_counts_what_its_op_counts() -> None:
+    """`round_`, `logical_and_`: the registry's in-place entries are the out-of-place op's work, once each."""
+    aten = torch.ops.aten
+    x = torch.rand(3, 4) + 0.5
+    checked = 0
+    for packet, rule in flops.REGISTRY.items():
+        name = packet.__name__ if hasattr(packet, "__name__") else str(packet).split(".")[-1]
+        base = getattr(aten, name[:-1], None) if name.endswith("_") else None
+        if base is None or base not in flops.REGISTRY or flops.REGISTRY[base].category != "elementwise":
+            continue  # (zero_ fills, elementwise; zero is listed with the factories)
+        assert rule.category == "elementwise", name
+        assert rule.formula((x.clone(),), {}, x) == flops.REGISTRY[base].formula((x,), {}, x) == 12, name
+        checked += 1
+    assert checked > 40  # the generated entries, and the hand-listed ones (add_, relu_, ...)
+    assert aten.round_ in flops.REGISTRY and aten.logical_and_ in flops.REGISTRY
+
+
+@pytest.mark.parametrize(("mode", "dims", "taps"), [("linear", 1, 2), ("bilinear", 2, 4), ("bicubic", 2, 16),
+                                                    ("trilinear", 3, 8)])
+def test_interpolation_costs_a_multiply_add_per_tap_per_output(mode: str, dims: int, taps: int) -> None:
+    import aelab
+
+    size = (2, 3) + (4,) * dims
+    up = torch.nn.Upsample(scale_factor=2, mode=mode)
+    report = aelab.inspect(torch.nn.Sequential(torch.nn.Conv1d(3, 3, 1) if dims == 1 else
+                                               torch.nn.Conv2d(3, 3, 1) if dims == 2 else torch.nn.Conv3d(3, 3, 1),
+                                               up), torch.randn(size))
+    outputs = 2 * 3 * 8 ** dims  # every element of the doubled grid, 4 -> 8 per spatial dim
+    totals = report.summary.totals
+    assert totals.flops_forward_by_category["interpolation"] == 2 * taps * outputs
+    assert totals.flops_backward_by_category["interpolation"] == 2 * taps * outputs  # the input's gradient
+    assert totals.not_counted == {}

@@ -54,6 +54,15 @@ def mixtral() -> nn.Module:
     return transformers.MixtralForCausalLM(cfg)
 
 
+def qwen3_moe() -> nn.Module:
+    """Qwen3-MoE: 4 experts, top-2, grouped-mm experts fed the routing's integer group offsets."""
+    import transformers
+
+    cfg = transformers.Qwen3MoeConfig(**_tiny_decoder(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                                                      head_dim=8))
+    return transformers.Qwen3MoeForCausalLM(cfg)
+
+
 def bert() -> nn.Module:
     """BERT masked-LM head (its decoder tied to the word embedding)."""
     import transformers
@@ -146,6 +155,24 @@ def unet2d() -> nn.Module:
                                  attention_head_dim=8)
 
 
+def segformer() -> nn.Module:
+    """SegFormer: overlapping patch stages, spatial-reduction attention, a bilinear-upsampling all-MLP head."""
+    import transformers
+
+    return transformers.SegformerForSemanticSegmentation(transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16))
+
+
+def vq_model() -> nn.Module:
+    """diffusers VQModel: its VectorQuantizer finds codes with `torch.cdist` (`aten._euclidean_dist` on CPU)."""
+    import diffusers
+
+    return diffusers.VQModel(block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+                             up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, num_vq_embeddings=32,
+                             norm_num_groups=8, vq_embed_dim=4)
+
+
 def vqvae() -> nn.Module:
     """A conv VQ-VAE around vector-quantize-pytorch's EMA codebook (examples/vqvae.py)."""
     import vqvae as vq
@@ -183,6 +210,7 @@ ZOO = {
     "llama": Case("llama", (TOKENS,), "model.layers.0."),
     "mistral": Case("mistral", (TOKENS,), "model.layers.0."),
     "mixtral": Case("mixtral", (TOKENS,), "model.layers.0."),
+    "qwen3_moe": Case("qwen3_moe", (TOKENS,), "model.layers.0."),
     "bert": Case("bert", (TOKENS,), "bert.encoder.layer.0."),
     "deberta_v2": Case("deberta_v2", (TOKENS,), "encoder.layer.0."),
     "t5": Case("t5", (TOKENS, "decoder_input_ids=2x6:long"), "encoder"),
@@ -193,6 +221,8 @@ ZOO = {
     "autoencoder_kl": Case("autoencoder_kl", ("2x3x16x16",), "encoder"),
     "unet2d": Case("unet2d", ("2x3x16x16", "timestep=2:long"), "down_blocks"),
     "vqvae": Case("vqvae", ("2x3x16x16",), "encoder"),
+    "vq_model": Case("vq_model", ("2x3x16x16",), "encoder"),
+    "segformer": Case("segformer", ("2x3x32x32",), "segformer.stages.0."),
     "resnet18": Case("resnet18", ("2x3x32x32",), "layer1"),
     "factorized_prior": Case("factorized_prior", ("2x3x32x32",), "g_a"),
 }

@@ -1,8 +1,9 @@
 """The zoo's independent truth: FlopCounterMode on a real CPU run, plus the kernels it has no formula for.
 
-torch 2.13's FlopCounterMode counts 0 for the CPU flash-attention kernels and for `aten._grouped_mm`;
-the truth adds torch's own attention formulas (`sdpa_flop_count`, `sdpa_backward_flop_count`, the
-ones it uses for the CUDA kernels) and the grouped-mm count checked against per-group mm in
+torch 2.13's FlopCounterMode counts 0 for the CPU flash-attention kernels, `aten._grouped_mm` and cdist's
+`aten._euclidean_dist`; the truth adds torch's own attention formulas (`sdpa_flop_count`,
+`sdpa_backward_flop_count`, the ones it uses for the CUDA kernels), the grouped-mm count checked against
+per-group mm and the cdist count checked against torch's decomposition, both in
 tests/trace/test_flops_registry.py. Nothing here reads aelab's registry.
 """
 
@@ -27,7 +28,16 @@ def _grouped_mm(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any
     return 2 * int(torch.Size(out_shape).numel()) * contraction
 
 
-MISSING_FORMULAS = {**CPU_ATTENTION, aten._grouped_mm: _grouped_mm}
+def _euclidean_dist(a: Any, b: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """`torch.cdist` on CPU: torch's decomposition is one matmul of the operands padded with their squared norms
+    and ones, (P, M+2) x (M+2, R) per batch (checked against that decomposition in test_flops_registry.py)."""
+    batch = 1
+    for n in a[:-2]:
+        batch *= n
+    return 2 * batch * a[-2] * b[-2] * (a[-1] + 2)
+
+
+MISSING_FORMULAS = {**CPU_ATTENTION, aten._grouped_mm: _grouped_mm, aten._euclidean_dist: _euclidean_dist}
 
 
 def counted_flops(model: nn.Module, args: list[Any], kwargs: dict[str, Any], freeze: str = "") -> tuple[int, int]:

@@ -2,13 +2,15 @@
 
 Matrix work (mm, addmm, bmm, baddbmm, convolution and their backward, attention) reuses
 `torch.utils.flop_counter`'s formulas, so `category == "matmul"` totals equal FlopCounterMode's plus the
-matrix kernels it has no formula for (CPU flash attention, `_grouped_mm`), derived below. We add
-formulas for the rest, each a stated convention, so nothing is a silent zero:
+matrix kernels it has no formula for (CPU flash attention, `_grouped_mm`, cdist's `_euclidean_dist`), derived
+below. We add formulas for the rest, each a stated convention, so nothing is a silent zero:
 
 - elementwise (add, mul, relu, sigmoid, tanh, exp, ...): 1 FLOP per output element;
 - softmax / log_softmax: 5 per element (max, subtract, exp, sum, divide);
 - normalisation (batch/layer/group/RMS norm, weight norm): 5 per element with statistics, 2 with running stats;
 - pooling: one per window element per output (max: comparisons, avg: additions);
+- interpolation (bilinear, bicubic, ... upsampling): each output element a weighted sum of its taps, a
+  multiply-add each (2 per tap: 2 taps linear, 4 bilinear, 8 trilinear, 16 bicubic); backward the same;
 - reductions (sum, mean, var): 1 per input element;
 - data movement (view, transpose, cat, copy, index, embedding lookup) and random draws: 0, counted.
 
@@ -34,7 +36,8 @@ from aelab.trace.aten_args import ATOMS, shapes_of
 aten = torch.ops.aten
 
 #: Categories, in the order tables show them. Only "matmul" is what FlopCounterMode counts.
-CATEGORIES = ("matmul", "elementwise", "normalization", "softmax", "pooling", "reduction", "movement", "random")
+CATEGORIES = ("matmul", "elementwise", "normalization", "softmax", "pooling", "interpolation", "reduction", "movement",
+              "random")
 
 Formula = Callable[[tuple[Any, ...], dict[str, Any], Any], int]
 
@@ -209,6 +212,9 @@ _ELEMENTWISE = (
     "polar", "logaddexp",
 )
 register("elementwise", _out_numel, *_ELEMENTWISE)
+# an op's in-place variant (`round_`, `logical_and_`) does its work, into its first argument
+register("elementwise", _out_numel, *(f"{n}_" for n in _ELEMENTWISE if not n.endswith("_")
+                                      and f"{n}_" not in _ELEMENTWISE and hasattr(aten, f"{n}_")))
 
 
 def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
@@ -285,6 +291,31 @@ register("reduction", _in_numel, "sum", "mean", "var", "std", "var_mean", "std_m
                                        "_is_any_true")
 
 
+def _taps(taps: int, backward: bool = False) -> Formula:
+    """An interpolation: 2 FLOPs per tap per output element (forward) or per output-gradient element (backward:
+    each is spread back over the same taps of the input gradient)."""
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+        return 2 * taps * (_numel(args[0]) if backward else _out_numel(args, kwargs, out))
+
+    return formula
+
+
+for _name, _n in (("upsample_linear1d", 2), ("upsample_bilinear2d", 4), ("_upsample_bilinear2d_aa", 4),
+                  ("upsample_trilinear3d", 8), ("upsample_bicubic2d", 16), ("_upsample_bicubic2d_aa", 16)):
+    register("interpolation", _taps(_n), _name)
+    register("interpolation", _taps(_n, backward=True), f"{_name}_backward")
+
+
+@flop_formula("matmul", "_euclidean_dist")
+def _euclidean_dist(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    """`torch.cdist` on CPU (a VQ codebook lookup): torch computes it as one matmul of the operands padded with
+    their squared norms, (..., P, M+2) × (..., M+2, R), so 2·P·R·(M+2) per batch; the norms, 1 FLOP an input
+    element, are elementwise work beside it and not in this count."""
+    a, b = args[0], args[1]
+    batch = math.prod(a.shape[:-2]) if a.dim() > 2 else 1
+    return 2 * batch * a.shape[-2] * b.shape[-2] * (a.shape[-1] + 2)
+
+
 def _zero(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
     return 0
 
@@ -299,7 +330,7 @@ _MOVEMENT = (
     "scatter_add", "index_put", "index_put_", "index_add", "embedding", "embedding_dense_backward",
     "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d",
     "pad", "flip", "roll", "repeat", "tril", "triu", "masked_select", "nonzero", "as_strided", "unfold",
-    "diagonal", "narrow", "slice_backward", "select_backward", "unsqueeze_copy", "view_as_real",
+    "diagonal", "narrow", "as_strided_", "slice_backward", "select_backward", "unsqueeze_copy", "view_as_real",
     "view_as_complex", "_unsafe_index", "_unsafe_index_put", "im2col", "col2im", "upsample_nearest1d",
     "upsample_nearest2d", "upsample_nearest3d", "upsample_nearest2d_backward", "pixel_shuffle",
     "pixel_unshuffle", "tensor_split", "movedim", "flatten", "unflatten", "_local_scalar_dense", "item",
