@@ -178,6 +178,22 @@ def test_vector_quantize_pytorch(kwargs: dict[str, Any]) -> None:
         assert "straight-through estimator" in notes(b)
 
 
+def test_diffusers_vq_model_latent_is_what_encode_returns() -> None:
+    """diffusers' VQModel: `encode()` ends at `quant_conv`, `decode()` quantises (cdist, argmin, embedding,
+    straight-through) before `post_quant_conv`; no real run needed beside the meta one but the codes' argmin."""
+    torch.manual_seed(0)
+    model = diffusers.VQModel(block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+                              up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, num_vq_embeddings=32,
+                              norm_num_groups=8, vq_embed_dim=4).eval()
+    x = torch.randn(2, 3, 16, 16)
+    assert output_shape_of(model, "quant_conv", x) == [2, 4, 8, 8]
+    b = analyse(model, [x])
+    assert (b.layer, b.shape, b.compression_ratio) == ("quant_conv", [2, 4, 8, 8], 3)
+    assert b.verdict.startswith("Compresses 3x") and b.bypass_per_sample == 0
+    assert "Skip connections" not in notes(b) and "Tied weights" not in notes(b)
+    assert "quant_conv" in b.encoder and "post_quant_conv" in b.decoder
+
+
 class HandVQ(nn.Module):
     """The textbook VQ-VAE: nearest code by cdist + argmin, nn.Embedding lookup, z + (z_q - z).detach()."""
 
@@ -292,7 +308,16 @@ def gpt2() -> nn.Module:
         vocab_size=99, n_embd=16, n_layer=1, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0))
 
 
-@pytest.mark.parametrize("build", [albert, bert, gpt2], ids=["albert-mlm", "bert", "gpt2"])
+def qwen3_moe() -> nn.Module:
+    """Its experts' grouped mm reads the routing's integer group offsets: the gate's route is a layer longer than
+    the hidden states', and its narrowest value, the offsets of 4 experts, was reported as the representation."""
+    return transformers.Qwen3MoeForCausalLM(transformers.Qwen3MoeConfig(
+        vocab_size=99, hidden_size=16, intermediate_size=32, moe_intermediate_size=8, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, num_experts=4, num_experts_per_tok=2,
+        max_position_embeddings=64))
+
+
+@pytest.mark.parametrize("build", [albert, bert, gpt2, qwen3_moe], ids=["albert-mlm", "bert", "gpt2", "qwen3-moe"])
 def test_language_models_have_no_bottleneck(build: Any) -> None:
     torch.manual_seed(0)
     model = build().eval()

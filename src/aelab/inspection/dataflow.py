@@ -60,6 +60,9 @@ def base_name(type_: str) -> str:
     return t.strip("_").lower()
 
 
+_STEERING = ("int", "uint", "bool")  # dtypes of indices, masks and counts (`Value.dtype`: "int64", "bool")
+
+
 @dataclass
 class Value:
     """One tensor as one unit produced it (or a trace input / a weight when `producer` is None)."""
@@ -295,17 +298,21 @@ class DataFlow:
 
     def best_path(self, src: int, dst: int) -> list[int] | None:
         """Values from src to dst along the route through the most weighted layers (then the fewest units):
-        through the convolutions of a residual block, not around them; through the mean, not the variance."""
-        score: dict[int, tuple[int, int]] = {src: (0, 0)}
+        through the convolutions of a residual block, not around them; through the mean, not the variance.
+        First of all through the fewest integer or bool values: indices, masks and counts steer the data, they
+        are not it (an MoE's routing, gate and all, is more layers than its experts' input; a VQ code is taken
+        only where no floating route, a straight-through estimator, goes around it)."""
+        score: dict[int, tuple[int, int, int]] = {src: (0, 0, 0)}
         back: dict[int, int] = {}
         for unit in self.units[self.order(src) + 1:]:
             ins = [v for v in unit.inputs if v in score and self.main(v)]
             if not ins:
                 continue
-            step = (1 if unit.weighted else 0, -1)
             best = max(ins, key=lambda v: score[v])
-            cand = (score[best][0] + step[0], score[best][1] + step[1])
+            ints, weighted, units = score[best]
+            weighted += 1 if unit.weighted else 0
             for out in unit.outputs:
+                cand = (ints - self.values[out].dtype.startswith(_STEERING), weighted, units - 1)
                 if (self.main(out) or out == dst) and (out not in score or cand > score[out]):
                     score[out] = cand
                     back[out] = best
