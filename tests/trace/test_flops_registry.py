@@ -193,3 +193,29 @@ def test_interpolation_costs_a_multiply_add_per_tap_per_output(mode: str, dims: 
     assert totals.flops_forward_by_category["interpolation"] == 2 * taps * outputs
     assert totals.flops_backward_by_category["interpolation"] == 2 * taps * outputs  # the input's gradient
     assert totals.not_counted == {}
+
+
+class _Moves(torch.nn.Module):
+    """Ops real models ran that the registry missed: nearest-exact upsampling (Wan's video VAE), a complex
+    conjugate (Llama 4's rotary), nearest 1d/3d upsampling with their backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        out = x.sum()
+        for mode in ("nearest-exact", "nearest"):
+            out = out + torch.nn.functional.interpolate(x, scale_factor=2, mode=mode).sum()
+            out = out + torch.nn.functional.interpolate(x[:, :, 0], scale_factor=2, mode=mode).sum()
+            out = out + torch.nn.functional.interpolate(x[:, :, 0, 0], scale_factor=2, mode=mode).sum()
+        rotated = torch.view_as_complex(x.reshape(-1, 2).contiguous()).conj() * (1 + 1j)
+        return out + torch.view_as_real(rotated).sum()
+
+
+def test_every_op_of_upsampling_and_conjugation_has_a_formula() -> None:
+    import aelab
+
+    report = aelab.inspect(_Moves(), torch.randn(2, 2, 2, 2, 2))
+    assert report.summary.totals.not_counted == {}

@@ -335,7 +335,10 @@ _MOVEMENT = (
     "upsample_nearest2d", "upsample_nearest3d", "upsample_nearest2d_backward", "pixel_shuffle",
     "pixel_unshuffle", "tensor_split", "movedim", "flatten", "unflatten", "_local_scalar_dense", "item",
     "zero", "set_", "resize_", "_pin_memory", "to", "type_as", "masked_scatter", "index_copy", "scatter_",
-    "scatter_add_", "reflection_pad1d_backward", "reflection_pad2d_backward",
+    "scatter_add_", "reflection_pad1d_backward", "reflection_pad2d_backward", "_conj", "conj",
+    "upsample_nearest1d_backward", "upsample_nearest3d_backward", "_upsample_nearest_exact1d",
+    "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "_upsample_nearest_exact1d_backward",
+    "_upsample_nearest_exact2d_backward", "_upsample_nearest_exact3d_backward",
 )
 register("movement", _zero, *_MOVEMENT)
 register("random", _zero, "normal", "normal_", "randn", "randn_like", "rand", "rand_like", "randint",
