@@ -1,6 +1,6 @@
 """The prediction against a real CPU training step, measured by the ledger (tests/footprint/ledger.py).
 
-Ten models, each with SGD, Adam and Adam under bf16 autocast; the first step (Adam creating its state)
+Eleven models, each with SGD, Adam and Adam under bf16 autocast; the first step (Adam creating its state)
 and the steady state: predicted peak within 3% of the measured one. The ledger itself is checked
 against glibc's in-use heap bytes.
 """

@@ -89,6 +89,17 @@ def llama() -> nn.Module:
     return LlamaForCausalLM(cfg)
 
 
+def mixtral() -> nn.Module:
+    """Grouped-mm experts (transformers 5's default): the meta/fake kernel of `aten._grouped_mm` wants bf16, the
+    CPU one runs fp32; the step stands in the CPU kernel's output sizes."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    cfg = MixtralConfig(vocab_size=2000, hidden_size=128, intermediate_size=344, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                        num_local_experts=4, num_experts_per_tok=2)
+    return MixtralForCausalLM(cfg)
+
+
 def bert() -> nn.Module:
     from transformers import BertConfig, BertForMaskedLM
 
@@ -164,6 +175,7 @@ CASES = [
     Case("gpt2", gpt2, (4, 64), torch.long),
     Case("llama", llama, (4, 64), torch.long),
     Case("bert", bert, (4, 64), torch.long),
+    Case("mixtral", mixtral, (4, 64), torch.long),
     Case("lstm_ae", LSTMAE, (16, 50, 32)),
     Case("half_frozen", half_frozen, (64, 256)),
     Case("checkpointed", Checkpointed, (64, 256)),

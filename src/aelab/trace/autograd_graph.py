@@ -22,6 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
 from aelab.trace.follow import Follow
+from aelab.trace.modes import fake_kernel_log_off
 from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.standins import StorageCopies, attribute_stand_ins, followed
@@ -91,7 +92,8 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
 
     handle = torch.nn.modules.module.register_module_forward_hook(claim)
     try:  # the recorder's distribution patches: validation off (it reads values fakes lack), samplers pass through
-        with patched_distributions(), fake_mode if fake_mode is not None else contextlib.nullcontext(), \
+        with fake_kernel_log_off(), patched_distributions(), \
+                fake_mode if fake_mode is not None else contextlib.nullcontext(), \
                 follow, followed(attributes):
             outputs = flatten_tensors(torch.func.functional_call(model, swapped, tuple(args), kwargs,
                                                                  tie_weights=True))

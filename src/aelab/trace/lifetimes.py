@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_leaves
 from aelab.trace import fastmeta
 from aelab.trace.kernel_sizes import NORM_WEIGHT, real_mkldnn_workspace
 from aelab.trace.modes import DispatchMode
+from aelab.trace.probe import probe
 from aelab.trace.records import HostDraw, Read
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
@@ -184,8 +185,29 @@ class _Lifetimes(DispatchMode):
             except Exception as exc:
                 raise ValueReadError(f"aten.{name}" + (f" in {module}" if module else "")) from exc
         pre = sh.before(func, args, kwargs)
-        out = fastmeta.run(func, args, kwargs) if self.meta else func(*args, **kwargs)
+        try:
+            out = fastmeta.run(func, args, kwargs) if self.meta else func(*args, **kwargs)
+        except Exception as exc:
+            return self._probed(func, name, args, kwargs, module, exc)
         sh.after(func, args, kwargs, out, pre)
+        return out
+
+    def _probed(self, func: Any, name: str, args: Any, kwargs: dict[str, Any], module: str, exc: Exception) -> Any:
+        """A meta/fake kernel stricter than the CPU one (the grouped-mm experts of an MoE want bf16 on meta): the
+        CPU kernel's output shapes stand in, as in the trace's recorder (`trace.probe`), and the corrections say
+        so; a kernel that fails on the CPU too, or one whose shape needs values, raises as it did."""
+        if type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException"):
+            raise ValueReadError(f"aten.{name}" + (f" in {module}" if module else "")) from exc
+        assert self.shadow is not None
+        out = probe(self.shadow, func, args, kwargs)
+        if out is NOTHING:
+            raise exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = f"aten.{name}: the {'meta' if self.meta else 'fake'} kernel refused ({first}); the CPU kernel's " \
+               "output sizes stand in"
+        if text not in self.corrected:
+            self.corrected.add(text)
+            self.log.corrections.append(text)
         return out
 
     def _correct_norm_stats(self, name: str, args: Any, out: tuple[Any, ...]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ from torch.utils._pytree import tree_flatten
 from aelab.trace import attention, hostrng
 from aelab.trace.materialize import known_buffers
 from aelab.trace.methods import recorded_methods
-from aelab.trace.modes import DispatchMode
+from aelab.trace.modes import DispatchMode, fake_kernel_log_off
 from aelab.trace.opfacts import OpFacts, facts
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.probe import probe
@@ -324,15 +323,11 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
         return t
 
     fake_ctx = fake_mode if fake_mode is not None else contextlib.nullcontext()
-    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
-    log_disabled = fake_log.disabled
-    fake_log.disabled = True  # it logs a traceback whenever a kernel raises; we report the error
-    # (setLevel would clear the cache of every logger in the process, twice per run)
     gc_enabled = gc.isenabled()
     gc.disable()  # a run allocates records by the thousand: cyclic GC passes over them cost 20-30%
     try:
         inner_ctx = inner if inner is not None else contextlib.nullcontext()
-        with hostrng.watched(model, st.current_module) as host, fake_ctx, inner_ctx, \
+        with fake_kernel_log_off(), hostrng.watched(model, st.current_module) as host, fake_ctx, inner_ctx, \
                 _recording(st), recorded_methods(model) as methods, _DispatchRecorder(st), _FunctionRecorder(st):
             try:
                 grad_mode = contextlib.nullcontext() if backward else torch.no_grad()
@@ -361,7 +356,6 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     finally:
         if gc_enabled:
             gc.enable()
-        fake_log.disabled = log_disabled
         st.shadow.writes.restore()
         restore(model, snap)
     outputs = st.calls[0].outputs if st.calls else []

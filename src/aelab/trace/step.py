@@ -20,6 +20,7 @@ from aelab.trace.hostrng import held_states, watched
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
 from aelab.trace.materialize import all_rng_restored, known_buffers
+from aelab.trace.modes import fake_kernel_log_off
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow
 from aelab.trace.standins import Attributes, StorageCopies, attribute_stand_ins, followed
@@ -228,7 +229,7 @@ def simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspec
     every RNG comes back as it was (torch's, Python's, NumPy's, the generators a module holds), as after
     `record`; a step whose forward drew a number that can change what runs says so in `StepLog.notes`.
     """
-    with all_rng_restored(), held_states(model) as held:
+    with all_rng_restored(), held_states(model) as held, fake_kernel_log_off():
         log = _simulate(model, specs, kwspecs, flags, optimizers=optimizers, amp=amp, loss=loss,
                         checkpoint=checkpoint, foreach=foreach)
         log.host_draws += held.draws(eval_mode=False)
