@@ -295,31 +295,26 @@ def ratios(results: dict[str, dict[str, Runs]]) -> str:
 
 
 NOTES_PROFILE = """\
-Where the time goes (thread CPU, best of 40 batches of 4, the stages interleaved batch by batch in one process so \
-the VM's drift hits them alike; in units of torchinfo's summary of the same model, 1.00 ≈ 4.5 ms on a quiet \
-minute, 2026-12-02). Seed VAE, forward only, built on meta: the forward under aelab's shape-only kernels alone \
-0.24; no-op global module hooks and a pass-through `TorchFunctionMode` +0.04; aelab's three recorders (30 module \
-calls, 38 function calls and a sample, 48 aten ops with the shadow's value following and the FLOP formulas: ~18 µs \
-an event) +0.49; a run's set-up (one walk, the parameter count, buffer deferral, distribution samplers patched, \
-RNG fingerprints, the flag snapshot) +0.12; `record()`'s input synthesis and RNG save/restore (NumPy's \
-`get_state`/`set_state` alone ~0.1 ms) +0.07; the analyses (data flow, bottleneck, notes, the layer table) +0.22: \
-inspect ≈ 1.2× torchinfo in that harness; the per-round table above is the bench's own.
+Where the time goes (thread CPU, best of 30 batches of 5, in one process, stage by stage beside torchinfo; in \
+units of torchinfo's summary of the same model, 1.00 ≈ 5.1 ms on a quiet minute, 2026-12-02). Seed VAE, forward \
+only, built on meta: the forward under aelab's shape-only kernels alone (one dispatch mode) 0.27; a pass-through \
+`TorchFunctionMode` +0.06; a run's set-up (one walk, the parameter count, stand-ins, buffer deferral, samplers \
+patched, RNG fingerprints, the flag snapshot) +0.14; the module hooks that record 30 calls +0.12; the function \
+and dispatch recorders' own work (38 function calls, 48 aten ops: their tensor records, the shadow's check, the \
+FLOP formulas) +0.43; `record()`'s input synthesis and RNG save/restore +0.08; the analyses (summary 0.04, \
+bottleneck and data flow 0.12) +0.16: inspect ≈ 1.2–1.25× torchinfo; the per-round table above is the bench's own. \
+For scale: FlopCounterMode alone, one dispatch mode counting FLOPs on a real run, is 1.18× torchinfo here.
 
-Fixed this session, each measured before and after in lock-step A/B processes: every aten op asked its overload \
-for name, value reads, randomness, writes, FLOP rule and shape kernel through five to seven dict or `lru_cache` \
-lookups hashed by torch's Python-level `OpOverload.__hash__` (now one record per overload, found by `id`: record() \
-0.89×); `isinstance(x, torch.Tensor)` costs ~270 ns on a non-tensor (torch's metaclass) and an inspect asked it \
-~1,450 times, mostly of ints, lists and None (the type is asked first now); torch's addmm/baddbmm FLOP formulas \
-call its mm/bmm formula through a pytree wrapper (35 µs per Linear with a bias, now 2 µs); unary pointwise ops \
-sorted strides they did not need to (2.5× cheaper); a `functools.partial` per function call, a graph-node walk per \
-call when no backward is recorded, an eager model walk for buffer recovery no run needed, a second model walk for \
-the module types; the analyses recomputed the data path's on-path units, main values and last uses on every ask \
-and summed FLOPs up every op's parent chain (0.80×). The inspect/torchinfo ratio went from 1.6–1.7× to 1.2–1.25× \
-in the lock-step harness.
+Fixed on 2026-12-01, each measured in lock-step A/B processes: one record per aten overload for name, value \
+reads, randomness, writes, FLOP rule and shape kernel (five to seven hashed lookups before); the type asked \
+before `isinstance(x, torch.Tensor)` (~270 ns on a non-tensor); torch's addmm/baddbmm formulas called raw (35 → \
+2 µs per Linear); unary pointwise strides; the analyses' data path computed once (0.80×). The inspect/torchinfo \
+ratio went from 1.6–1.7× to 1.2–1.25×. On 2026-12-02: per-op device checks ask `is_meta` (a `torch.device` per \
+call was 5× the cost), a run that writes no outside tensor restores nothing.
 
-What remains is spread thin: no function holds more than ~6% of an inspect. ≤ 1.0× would need recording at ~10 µs \
-an event (each op pays the Python dispatch of two modes, the shadow's check, a FLOP formula and two tuples of \
-tensor records) or dropping analyses torchinfo does not do. From a shell the table's `rich` import (~0.3 s) \
+What remains is spread thin: no function holds more than ~6% of an inspect, and the recorders' work is ~18 µs \
+an event. ≤ 1.0× would need the recorders at ~10 µs an event or fewer than two Python mode dispatches per op \
+(a redesign), or dropping analyses torchinfo does not do. From a shell the table's `rich` import (~0.3 s) \
 remains."""
 
 
