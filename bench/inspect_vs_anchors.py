@@ -303,7 +303,7 @@ patched, RNG fingerprints, the flag snapshot) +0.14; the module hooks that recor
 and dispatch recorders' own work (38 function calls, 48 aten ops: their tensor records, the shadow's check, the \
 FLOP formulas) +0.43; `record()`'s input synthesis and RNG save/restore +0.08; the analyses (summary 0.04, \
 bottleneck and data flow 0.12) +0.16: inspect ≈ 1.2–1.25× torchinfo; the per-round table above is the bench's own. \
-For scale: FlopCounterMode alone, one dispatch mode counting FLOPs on a real run, is 1.18× torchinfo here.
+For scale: FlopCounterMode alone, one dispatch mode counting FLOPs on a real run, is 1.18–1.22× torchinfo in the bench.
 
 Fixed on 2026-12-01, each measured in lock-step A/B processes: one record per aten overload for name, value \
 reads, randomness, writes, FLOP rule and shape kernel (five to seven hashed lookups before); the type asked \
