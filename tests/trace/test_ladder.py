@@ -17,6 +17,7 @@ from torch import nn
 import aelab
 from aelab.trace.inputs import InputSpec
 from aelab.trace.materialize import Materializer
+from aelab.trace.recorder import run
 from truth import CPU_ATTENTION, flop_counter, unique_storage_params
 
 transformers = pytest.importorskip("transformers")
@@ -252,3 +253,28 @@ def test_the_backward_graph_of_cost_graph_answers_input_derived_reads_too() -> N
     graph = backward_graph(meta, [IDS], flags)
     assert any(node.param == "lm_head.weight" or node.param == "transformer.wte.weight" for node in graph.nodes)
     assert any(not node.runs for node in graph.nodes)
+
+
+class MaskedEmbed(nn.Module):
+    """Wav2Vec2's SpecAugment in small: masked positions take a learned vector, then a boolean-mask gather."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.embed = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        mask = torch.tensor([[True, False, True], [False, True, False]])
+        h[mask] = self.embed.to(h.dtype)
+        return h[mask].sum(-1)
+
+
+def test_a_recorded_real_forward_runs_its_value_reads_for_real() -> None:
+    # An index by a boolean mask reads values; in a real run every tensor has them, and the shadow's answer came
+    # back as a meta stand-in (there was no meta input to take a device from): the backward of the masked
+    # assignment got a meta gradient ("CopySlices returned an invalid gradient ... got meta").
+    model, x = MaskedEmbed(), torch.randn(2, 3, 4)
+    trace = run(model, [x], {}, execution="real", backward=True)
+    assert trace.error is None and trace.backward_ran
+    assert [list(o.shape) for o in trace.outputs] == [list(model(x).shape)]

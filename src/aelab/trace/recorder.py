@@ -124,7 +124,7 @@ class _DispatchRecorder(DispatchMode):
         out: Any = NOTHING
         if name in _INDEXING:
             args = sh.masks_to_indices(args)
-        if f.reads:  # an op that reads values: answer it from the shadow values, or the real run's
+        if f.reads and st.execution != "real":  # an op that reads values: from the shadow, or the real run's
             out = self._read(func, name, st, args, kwargs)
         if out is NOTHING:
             pre = sh.before(func, args, kwargs) if f.mutated and st.execution != "real" else None
