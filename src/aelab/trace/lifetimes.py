@@ -258,6 +258,11 @@ def _is_fake_or_meta(t: torch.Tensor) -> bool:
 
 
 # --- where in the step are we ---------------------------------------------------------------------
+# node.metadata key: the node has its module pre-hook. (A set of the nodes kept them alive: a subgraph no loss
+# reaches, which a real run frees when the forward returns, lived through the step with its saved tensors.)
+_CLAIMED = "aelab.scope"
+
+
 class _Scope:
     """The current step, phase and module: forward from module hooks, backward from node pre-hooks."""
 
@@ -269,7 +274,6 @@ class _Scope:
         self.phase = "setup"
         self.stack: list[str] = []
         self.bw_module = ""
-        self.claimed: set[Any] = set()
         self.handles: list[Any] = []
 
     def where(self) -> tuple[int, str, str]:
@@ -298,9 +302,9 @@ class _Scope:
         todo: list[Any] = [t.grad_fn for t in outs if t.grad_fn is not None]
         while todo:
             node = todo.pop()
-            if node is None or node in self.claimed:
+            if node is None or node.metadata.get(_CLAIMED):
                 continue
-            self.claimed.add(node)
+            node.metadata[_CLAIMED] = True
             with contextlib.suppress(Exception):
                 self.handles.append(node.register_prehook(self._enter(path)))
             todo.extend(n for n, _ in node.next_functions)

@@ -12,7 +12,8 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from torch.utils._python_dispatch import TorchDispatchMode
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 
 class DispatchMode(TorchDispatchMode):
@@ -36,3 +37,13 @@ def fake_kernel_log_off() -> Iterator[None]:
         yield
     finally:
         log.disabled = was
+
+
+def saved_alias(t: torch.Tensor) -> torch.Tensor:
+    """What a `saved_tensors_hooks` pack hook hands autograd to keep: `t` detached, an alias of its storage
+    without its `grad_fn`. Returning `t` itself closes a cycle (its node keeps the packed tensor, which keeps
+    its node) that Python's collector cannot see through: a subgraph no loss reaches (an encoder cut off by
+    `.byte()`, AutoencoderTiny's latent quantisation) then kept its saved tensors for good, where a real run
+    frees them when the forward returns. Made outside every mode: it is no op of the program's."""
+    with _disable_current_modes(), torch._C.DisableTorchFunction():
+        return t.detach()

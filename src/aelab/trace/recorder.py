@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from torch.utils._pytree import tree_flatten
 from aelab.trace import attention, hostrng
 from aelab.trace.materialize import known_buffers
 from aelab.trace.methods import recorded_methods
-from aelab.trace.modes import DispatchMode, fake_kernel_log_off
+from aelab.trace.modes import DispatchMode, fake_kernel_log_off, saved_alias
 from aelab.trace.opfacts import OpFacts, facts
 from aelab.trace.params import count_parameters, restore, snapshot
 from aelab.trace.probe import probe
@@ -315,12 +316,19 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     output: Any = None
     saved: dict[int, TensorInfo] = {}
 
+    state = weakref.ref(st)  # autograd keeps `pack` with every saved tensor: it must not keep the run's state
+
     def pack(t: torch.Tensor) -> torch.Tensor:
+        s = state()
+        alias = saved_alias(t)  # (no cycle through autograd's node: `modes.saved_alias`)
+        if s is None:
+            return alias
         base = t._base if t._base is not None else t
-        if id(t) not in st.param_ids and id(base) not in st.param_ids and st.phase == "forward":
-            info = st.info(t)
+        if id(t) not in s.param_ids and id(base) not in s.param_ids and s.phase == "forward":
+            info = s.info(t)
             saved[info.tid] = info
-        return t
+        s.tensors[id(alias)] = (alias, s.info(t))  # backward reads it as the tensor it stands for
+        return alias
 
     fake_ctx = fake_mode if fake_mode is not None else contextlib.nullcontext()
     gc_enabled = gc.isenabled()

@@ -20,7 +20,7 @@ from aelab.trace.hostrng import held_states, watched
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
 from aelab.trace.materialize import all_rng_restored, known_buffers
-from aelab.trace.modes import fake_kernel_log_off
+from aelab.trace.modes import fake_kernel_log_off, saved_alias
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow
 from aelab.trace.standins import Attributes, StorageCopies, attribute_stand_ins, followed
@@ -149,7 +149,7 @@ def record_steps(model: nn.Module, params: dict[str, torch.Tensor], buffers: dic
                     s.saved_by = scope.stack[-1] if scope.stack else ""
                     if s.kind == "temporary":
                         s.kind = "activation"
-        return t
+        return saved_alias(t)
 
     def mark(name: str) -> None:
         log.marks[name] = len(log.events)
