@@ -107,16 +107,24 @@ def test_the_verdict_says_what_the_model_is(name: str) -> None:
 MOE = ("qwen2_moe", "olmoe", "gpt_oss", "deepseek_v3", "jamba")
 
 
-@pytest.mark.parametrize("name", MOE)
-def test_memory_of_a_grouped_mm_moe_equals_a_measured_training_step(name: str) -> None:
+# ... and others whose step has something the ten of tests/footprint lack: AutoencoderTiny's encoder is cut off
+# from the loss by `.byte()` (its activations die with the forward), Wan's causal 3D convolutions keep a feature
+# cache, Mamba-2's chunked scan, HuBERT's conv stem and positional conv, Swin's shifted windows, cross-attention
+# (Stable Diffusion's UNet, SD3's joint attention) with keyword inputs.
+MEASURED = (*MOE, "ae_tiny", "wan_vae", "mamba2", "hubert", "swin", "unet_cond", "sd3")
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_memory_equals_a_measured_training_step(name: str) -> None:
     from footprint.ledger import measure_steps
 
-    args, _ = _inputs(name)
-    first, steady = measure_steps(models.build(name), args, optimizer="adam")
-    report = aelab.memory(models.build(name), *args, optimizer="adam", device="cpu", what_if=False)
+    args, kwargs = _inputs(name)
+    first, steady = measure_steps(models.build(name), args, optimizer="adam", kwinputs=kwargs)
+    report = aelab.memory(models.build(name), *args, optimizer="adam", device="cpu", what_if=False, **kwargs)
     assert abs(report.first_step_peak_bytes / first.peak - 1) <= 0.03, (report.first_step_peak_bytes, first.peak)
     assert abs(report.peak_bytes / steady.peak - 1) <= 0.03, (report.peak_bytes, steady.peak)
-    assert any("aten._grouped_mm" in c for c in report.corrections)
+    if name in MOE:
+        assert any("aten._grouped_mm" in c for c in report.corrections)
 
 
 def _real_graph_labels(model: torch.nn.Module, args: list[Any]) -> list[str]:
