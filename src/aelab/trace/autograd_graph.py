@@ -25,7 +25,7 @@ from aelab.trace.follow import Follow
 from aelab.trace.modes import fake_kernel_log_off
 from aelab.trace.record import InputLike, as_input_spec, model_device, prepare_inputs
 from aelab.trace.samplers import patched_distributions
-from aelab.trace.standins import StorageCopies, attribute_stand_ins, followed
+from aelab.trace.standins import followed, run_attributes
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk as parts_of
 
@@ -68,10 +68,7 @@ def walk(model: nn.Module, args: list[Any], kwargs: dict[str, Any], flags: Mappi
         swapped.update({n: copy_of(b) for n, b in model.named_buffers()})
         # the modules' plain tensor attributes (`trace.standins`): a view kept beside a parameter or buffer follows
         # its fake copy (a meta one shares a meta tensor's storage); any other real one gets a copy of its own
-        copies = StorageCopies("meta")
-        attributes = attribute_stand_ins(parts_of(model), fake_mode.from_tensor, fake_mode.from_tensor) \
-            if fake_mode is not None else \
-            attribute_stand_ins(parts_of(model), lambda t: None, lambda t: None if t.is_meta else copies.of(t))
+        attributes = run_attributes(parts_of(model), fake_mode)
     follow = Follow(known)  # values the code reads (masks, position ids: `aelab.trace.shadow`): the inputs', and
     for n, b in model.named_buffers():  # the real buffers', looked up at the first read of their storage
         if not b.is_meta:

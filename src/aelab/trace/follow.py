@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aelab.trace.modes import DispatchMode
-from aelab.trace.probe import probe
+from aelab.trace.probe import probed_or_raise
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 
 _INDEXING = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
@@ -33,12 +33,7 @@ class Follow(DispatchMode):
         try:
             out = func(*args, **kwargs)
         except Exception as exc:  # a meta/fake kernel stricter than the CPU one: its output shapes (`trace.probe`)
-            if type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException"):
-                raise
-            out = probe(self.shadow, func, args, kwargs)
-            if out is NOTHING:
-                raise
-            return out
+            return probed_or_raise(self.shadow, func, args, kwargs, exc)
         self.shadow.after(func, args, kwargs, out, pre)
         return out
 

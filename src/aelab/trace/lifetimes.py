@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_leaves
 from aelab.trace import fastmeta
 from aelab.trace.kernel_sizes import NORM_WEIGHT, real_mkldnn_workspace
 from aelab.trace.modes import DispatchMode
-from aelab.trace.probe import probe
+from aelab.trace.probe import needs_values, probed_or_raise
 from aelab.trace.records import HostDraw, Read
 from aelab.trace.shadow import NOTHING, Shadow, _kind
 from aelab.trace.tensors import flatten_tensors
@@ -196,12 +196,10 @@ class _Lifetimes(DispatchMode):
         """A meta/fake kernel stricter than the CPU one (the grouped-mm experts of an MoE want bf16 on meta): the
         CPU kernel's output shapes stand in, as in the trace's recorder (`trace.probe`), and the corrections say
         so; a kernel that fails on the CPU too, or one whose shape needs values, raises as it did."""
-        if type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException"):
+        if needs_values(exc):
             raise ValueReadError(f"aten.{name}" + (f" in {module}" if module else "")) from exc
         assert self.shadow is not None
-        out = probe(self.shadow, func, args, kwargs)
-        if out is NOTHING:
-            raise exc
+        out = probed_or_raise(self.shadow, func, args, kwargs, exc)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         text = f"aten.{name}: the {'meta' if self.meta else 'fake'} kernel refused ({first}); the CPU kernel's " \
                "output sizes stand in"

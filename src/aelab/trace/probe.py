@@ -16,6 +16,23 @@ from torch.utils._pytree import tree_flatten, tree_map
 from aelab.trace.shadow import NOTHING, Shadow, target_device, written
 
 _PROBED: dict[Any, Any] = {}  # (op, input shapes/dtypes/strides, other args) -> the CPU kernel's outputs, on meta
+_NEEDS_VALUES = frozenset({"DataDependentOutputException", "DynamicOutputShapeException"})
+
+
+def needs_values(exc: BaseException) -> bool:
+    """Whether a fake/meta kernel raised because its output's shape depends on values (`nonzero`, `unique`)."""
+    return type(exc).__name__ in _NEEDS_VALUES
+
+
+def probed_or_raise(shadow: Shadow, func: Any, args: Any, kwargs: dict[str, Any], exc: Exception) -> Any:
+    """After a fake/meta kernel raised `exc`: the CPU kernel's output shapes (`probe`); `exc` again when the
+    shape needs values or the CPU kernel fails too."""
+    if needs_values(exc):
+        raise exc
+    out = probe(shadow, func, args, kwargs)
+    if out is NOTHING:
+        raise exc
+    return out
 
 
 def probe(shadow: Shadow, func: Any, args: Any, kwargs: dict[str, Any], max_bytes: int = 1 << 30) -> Any:

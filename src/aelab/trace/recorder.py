@@ -33,7 +33,7 @@ from aelab.trace.methods import recorded_methods
 from aelab.trace.modes import DispatchMode, fake_kernel_log_off, saved_alias
 from aelab.trace.opfacts import OpFacts, facts
 from aelab.trace.params import count_parameters, restore, snapshot
-from aelab.trace.probe import probe
+from aelab.trace.probe import needs_values, probe
 from aelab.trace.records import OpEvent, Read, TensorInfo, Trace
 from aelab.trace.samplers import patched_distributions
 from aelab.trace.shadow import NOTHING, REPLAYED, is_real, target_device
@@ -170,7 +170,7 @@ class _DispatchRecorder(DispatchMode):
         kernel stricter than the real one (dtype rules, a CPU tensor beside meta ones) is retried on the CPU
         kernel with zeros of the same shapes: if that runs, its output shapes stand in and the run goes on;
         if it fails too, the model is wrong and the error is recorded."""
-        data_dep = type(exc).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException")
+        data_dep = needs_values(exc)
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         copies_out = st.execution == "meta" and (  # `.cpu()`, `.tolist()`, `real[...] = meta`: values leave
             target_device(args, kwargs).type != "meta"

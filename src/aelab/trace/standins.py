@@ -195,6 +195,16 @@ class StorageCopies:
         return self.of(t) if _storage(t) in self.storages else None
 
 
+def run_attributes(parts: ModelParts, fake_mode: Any = None) -> Attributes:
+    """The plain attributes' stand-ins of a fake or meta run whose parameters and buffers are made apart (a training
+    step, autograd's graph): fake copies under `fake_mode` (an alias a view of its tensor's), else a real tensor's
+    own meta copy and a meta one as it is. Call it inside `fake_mode`: one mode's conversions share storages."""
+    if fake_mode is not None:
+        return attribute_stand_ins(parts, fake_mode.from_tensor, fake_mode.from_tensor)
+    copies = StorageCopies("meta")
+    return attribute_stand_ins(parts, lambda t: None, lambda t: None if t.is_meta else copies.of(t))
+
+
 @dataclass
 class StandIns:
     """What one run puts in place of the model's tensors: its parameters and buffers by name (`functional_call`;
@@ -216,7 +226,7 @@ def stand_ins(parts: ModelParts, execution: str, fake_mode: Any = None) -> Stand
     if fake_mode is not None:
         with fake_mode:  # one mode's conversions share storages: an alias's is a view of its buffer's copy
             tensors = {n: fake_mode.from_tensor(t) for n, t in named}
-            return StandIns(tensors, attribute_stand_ins(parts, fake_mode.from_tensor, fake_mode.from_tensor))
+            return StandIns(tensors, run_attributes(parts, fake_mode))
     copies = StorageCopies("meta" if execution == "meta" else None)
 
     def copy_of(t: torch.Tensor) -> torch.Tensor | None:

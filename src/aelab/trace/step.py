@@ -23,7 +23,7 @@ from aelab.trace.materialize import all_rng_restored, known_buffers
 from aelab.trace.modes import fake_kernel_log_off, saved_alias
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow
-from aelab.trace.standins import Attributes, StorageCopies, attribute_stand_ins, followed
+from aelab.trace.standins import Attributes, followed, run_attributes
 from aelab.trace.tensors import flatten_tensors
 from aelab.trace.walk import walk
 
@@ -251,16 +251,13 @@ def _simulate(model: nn.Module, specs: Sequence[InputSpec | torch.Tensor], kwspe
     if mode is None:
         params = {n: _meta(p).requires_grad_(bool(flags.get(n, False))) for n, p in model.named_parameters()}
         buffers = {n: _meta(b) for n, b in model.named_buffers()}
-        # a meta stand-in shares a meta tensor's storage: a view kept beside it follows; a real one gets its own
-        copies = StorageCopies("meta")
-        attributes = attribute_stand_ins(parts, lambda t: None,
-                                         lambda t: None if t.device.type == "meta" else copies.of(t))
+        attributes = run_attributes(parts)  # a meta stand-in shares a meta tensor's storage: a view follows
     else:
         with mode:
             params = {n: mode.from_tensor(p).detach().requires_grad_(bool(flags.get(n, False)))
                       for n, p in model.named_parameters()}
             buffers = {n: mode.from_tensor(b) for n, b in model.named_buffers()}
-            attributes = attribute_stand_ins(parts, mode.from_tensor, mode.from_tensor)
+            attributes = run_attributes(parts, mode)
     return record_steps(model, params, buffers, inp.args, inp.kwargs, context=mode, known=inp.known,
                         attributes=attributes, **options)
 
