@@ -41,7 +41,10 @@ def test_seed_004_command(run_cli) -> None:
     truth = _flop_counter_backward(seeds.NeuralNetwork(), (64, 1, 28, 28),
                                    ("linear_relu_stack.0.", "linear_relu_stack.2."))
     assert f"Backward FLOPs: {truth / 1e6:.4g} M with this pattern, 119.8 M with every parameter trainable" in out
-    assert re.search(r"time ratio \d\.\d{3} beside FLOP ratio 0\.995", out)
+    # a timing: under the suite's load one pattern's backward may take 10x the other's (a fresh-clone CI run failed
+    # here once, its output not kept); the line's form and the FLOP ratio beside it are what is checked
+    assert re.search(r"time ratio \d+\.\d{3} beside FLOP ratio 0\.995", out), \
+        [line for line in out.splitlines() if "ratio" in line]
     assert "still propagates gradients to its input" in out
 
 
