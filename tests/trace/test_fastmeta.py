@@ -367,3 +367,15 @@ def test_every_kernel_declines_real_tensors_whose_values_a_program_reads() -> No
                                              if isinstance(t, torch.Tensor) else t, a) for a in args]
         assert kernel(*real) is NotImplemented, op
         _same(fastmeta.run(op, tuple(real), {}), op(*real))
+
+
+def test_broadcast_equals_torch_broadcast_shapes() -> None:
+    # two and three shapes of rank 0-4, sizes 1-3, a fixed seed: the same shape, or None where torch raises
+    rng = random.Random(7)
+    for _ in range(2000):
+        shapes = [torch.Size(rng.choice((1, 2, 3)) for _ in range(rng.randrange(5))) for _ in range(rng.choice((2, 3)))]
+        try:
+            expected: Any = tuple(torch.broadcast_shapes(*shapes))
+        except RuntimeError:
+            expected = None
+        assert fastmeta._broadcast(shapes) == expected, shapes

@@ -126,3 +126,22 @@ def test_wav2vec2_spec_augment_in_train_mode_is_reported_and_eval_is_determinist
     assert "np.random.choice" in note and "--eval" in note
     evaluated = aelab.inspect(model, (2, 400), eval_mode=True)
     assert _random_notes(evaluated.notes) == [] and model.training
+
+
+@pytest.mark.parametrize("draw", ["none", "pair", "cached gaussian", "seed"])
+def test_every_global_rng_is_back_after_all_rng_restored(draw: str) -> None:
+    # NumPy's state is set back only when it moved: each way a block can move it, against the states before
+    from aelab.trace.hostrng import all_rng_restored
+
+    np.random.seed(5)
+    if draw == "cached gaussian":
+        np.random.standard_normal()  # draws a pair, keeps one: the next takes it without moving the twister
+    before = _states()
+    with all_rng_restored():
+        torch.rand(3)
+        random.random()
+        if draw in ("pair", "cached gaussian"):  # a fresh pair, or the cached one: the twister stays put
+            np.random.standard_normal()
+        elif draw == "seed":
+            np.random.seed(6)
+    assert _same(_states(), before)

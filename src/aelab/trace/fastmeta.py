@@ -25,6 +25,23 @@ KERNELS: dict[Any, Kernel] = {}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _broadcast(shapes: list[torch.Size]) -> tuple[int, ...] | None:
+    """The broadcast of `shapes` on plain ints (`torch.broadcast_shapes` is ~10 us of Python); None when they
+    do not broadcast (torch's kernel then raises with the message the doctor reads)."""
+    ndim = max(len(s) for s in shapes)
+    out = [1] * ndim
+    for shape in shapes:
+        lead = ndim - len(shape)
+        for i, size in enumerate(shape):
+            have = out[lead + i]
+            if size != have:
+                if have == 1:
+                    out[lead + i] = size
+                elif size != 1:
+                    return None
+    return tuple(out)
+
+
 def _empty_like(t: torch.Tensor) -> torch.Tensor:
     """`torch.empty_like` of a dense tensor, without its meta kernel (a Python reference implementation)."""
     return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
@@ -177,10 +194,13 @@ def _pointwise(*args: Any, **kwargs: Any) -> Any:
     dtype = torch.result_type(args[0], args[1]) if len(args) > 1 else first.dtype
     if not dtype.is_floating_point or (len(tensors) == 1 and not first.dtype.is_floating_point):
         return NotImplemented
-    try:
-        shape = first.shape if len(tensors) == 1 else torch.broadcast_shapes(*(t.shape for t in tensors))
-    except RuntimeError:
-        return NotImplemented  # torch's kernel raises with the message the doctor reads
+    if len(tensors) == 1 or all(t.shape == first.shape for t in tensors):
+        shape = first.shape
+    else:
+        broadcast = _broadcast([t.shape for t in tensors])
+        if broadcast is None:
+            return NotImplemented  # torch's kernel raises with the message the doctor reads
+        shape = torch.Size(broadcast)
     strides = _elementwise_strides(tensors, shape)
     if strides is None:
         return NotImplemented
@@ -197,7 +217,10 @@ def _where(condition: torch.Tensor, a: Any, b: Any) -> Any:
     dtype = torch.result_type(a, b)
     if not dtype.is_floating_point:
         return NotImplemented
-    return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=dtype, device=condition.device)
+    shape = _broadcast([t.shape for t in tensors])
+    if shape is None:
+        return NotImplemented
+    return torch.empty(shape, dtype=dtype, device=condition.device)
 
 
 def _like(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -337,7 +360,9 @@ def _batch_norm(input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, 
     if any(t is not None and t.numel() != c for t in (weight, bias, running_mean, running_var)):
         return NotImplemented  # a num_features mismatch: torch raises, and the doctor explains it
     stats = _computation_dtype(input.dtype)
-    return (_empty_like(input), input.new_empty((c,), dtype=stats), input.new_empty((c,), dtype=stats))
+    device = input.device  # (torch.empty: `new_empty` on meta is a Python reference, 4x the cost)
+    return (_empty_like(input), torch.empty((c,), dtype=stats, device=device),
+            torch.empty((c,), dtype=stats, device=device))
 
 
 def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: Any, running_mean: Any,
@@ -351,17 +376,17 @@ def _batch_norm_backward(grad_out: torch.Tensor, input: torch.Tensor, weight: An
     c = input.shape[1]
     wdtype = weight.dtype if weight is not None else input.dtype
     grad_input = _empty_like(input)
-    grad_weight = input.new_empty((c,), dtype=wdtype) if output_mask[1] else None
-    grad_bias = input.new_empty((c,), dtype=wdtype) if output_mask[2] else None
+    grad_weight = torch.empty((c,), dtype=wdtype, device=input.device) if output_mask[1] else None
+    grad_bias = torch.empty((c,), dtype=wdtype, device=input.device) if output_mask[2] else None
     return grad_input, grad_weight, grad_bias
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> Any:
-    """mm of two matrices of one dtype: a contiguous (n, p) (torch's meta kernel: `a.new_empty(n, p)`)."""
+    """mm of two matrices of one dtype: a contiguous (n, p), as torch's meta kernel (`a.new_empty(n, p)`) gives."""
     if (not a.is_meta or a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype
             or a.device != b.device):
         return NotImplemented
-    return a.new_empty((a.shape[0], b.shape[1]))
+    return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
 
 
 def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, beta: Any = 1, alpha: Any = 1) -> Any:

@@ -15,7 +15,7 @@ random draw without a word. Nothing here runs per op or per module call:
   (`held_states`).
 Not seen: an RNG made and used inside the forward with its own seed source (`random.Random()`,
 `np.random.RandomState()`); a NumPy draw through such an imported name that only takes the legacy cached
-Gaussian. `materialize.all_rng_restored` puts the global states back.
+Gaussian. `all_rng_restored` puts the global states back.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch import nn
 
 from aelab.trace.records import HostDraw
@@ -194,6 +195,28 @@ def watched(model: nn.Module, where: Callable[[], str]) -> Iterator[Watch]:
             watch.add(PYTHON, "", None, model.training)
         if np is not None and NUMPY not in watch.explained and _numpy_fingerprint(np) != numpy_before:
             watch.add(NUMPY, "", None, model.training)
+
+
+@contextlib.contextmanager
+def all_rng_restored() -> Iterator[None]:
+    """Run a block and put back every random state it may draw from: torch CPU/CUDA, `random`, NumPy.
+    NumPy's is set back only when it moved (its fingerprint changed, or it held a cached Gaussian a draw may
+    take without moving the twister): `set_state` costs ~35 us, a third of the whole."""
+    py_state = random.getstate()
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy ships with torch's wheels
+        np = None  # type: ignore[assignment]
+    np_state: Any = np.random.get_state() if np is not None else None  # ('MT19937', key, pos, has_gauss, gauss)
+    np_print = _numpy_fingerprint(np) if np is not None else None
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            if np is not None and np_state is not None and (np_state[3] or _numpy_fingerprint(np) != np_print):
+                np.random.set_state(np_state)
 
 
 # --- generators a module holds: one check per record(), not per run ----------------------------------------

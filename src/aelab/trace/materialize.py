@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import random
 import weakref
 import zlib
 from collections import deque
@@ -37,6 +36,7 @@ from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 
+from aelab.trace.hostrng import all_rng_restored
 from aelab.trace.modes import DispatchMode
 from aelab.trace.shadow import NOTHING, Shadow, _kind, _storage
 from aelab.trace.standins import followed, stand_ins
@@ -49,27 +49,6 @@ _BUILT_BUFFERS: weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]] = 
 def remember_buffers(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
     """Keep the real values of a meta model's buffers, known while it was constructed."""
     _BUILT_BUFFERS[model] = values
-
-
-@contextlib.contextmanager
-def all_rng_restored() -> Iterator[None]:
-    """Run a block and put back every random state it may draw from: torch CPU/CUDA, `random`, NumPy."""
-    py_state = random.getstate()
-    np_state = None
-    try:
-        import numpy as np
-
-        np_state = np.random.get_state()
-    except ImportError:  # pragma: no cover - numpy ships with torch's wheels
-        np = None  # type: ignore[assignment]
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            if np is not None and np_state is not None:
-                np.random.set_state(np_state)
 
 
 def _seed(path: str) -> int:

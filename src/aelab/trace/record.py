@@ -28,9 +28,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aelab.errors import UsageError
 from aelab.trace.build import build_notes
-from aelab.trace.hostrng import draw_words, held_states
+from aelab.trace.hostrng import all_rng_restored, draw_words, held_states
 from aelab.trace.inputs import InputSpec, synthetic_input
-from aelab.trace.materialize import all_rng_restored, real_answers, streamed
+from aelab.trace.materialize import real_answers, streamed
 from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, run
 from aelab.trace.records import HostDraw, Read, Trace

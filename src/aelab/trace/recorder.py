@@ -69,7 +69,8 @@ _METADATA = frozenset({"size", "dim", "numel", "__len__", "__bool__", "__int__",
                        "__format__", "__repr__", "__hash__", "__eq__", "element_size", "is_floating_point",
                        "is_complex", "stride", "storage_offset", "data_ptr", "is_contiguous", "tolist",
                        "__iter__", "__contains__", "get_device", "__reduce_ex__", "__array__", "grad",
-                       "has_names", "ndimension", "nelement", "_is_view", "is_sparse", "__setstate__"})
+                       "has_names", "ndimension", "nelement", "_is_view", "is_sparse", "__setstate__",
+                       "_set_grad_enabled"})  # (`no_grad` inside a forward: returns None, never a call)
 
 
 class _FunctionRecorder(TorchFunctionMode):

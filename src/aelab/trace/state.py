@@ -10,7 +10,7 @@ from aelab.trace.aten_args import ATOMS
 from aelab.trace.materialize import Oracle
 from aelab.trace.records import CallEvent, OpEvent, TensorInfo, TraceError
 from aelab.trace.shadow import Shadow
-from aelab.trace.tensors import flatten_tensors
+from aelab.trace.tensors import flatten_tensors, shallow_tensors
 
 _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # torch.float32 -> ("float32", 4)
 _ACTIVE: State | None = None  # the recording in progress; global hooks and patched samplers look here
@@ -78,8 +78,15 @@ class State:
         return ti
 
     def infos(self, obj: Any) -> list[TensorInfo]:
-        if type(obj) is tuple and len(obj) == 2 and type(obj[1]) is dict and not obj[1]:
-            obj = obj[0]  # (args, {}): a call without keyword arguments, the common case
+        """The tensors of `obj` (a call's `(args, kwargs)`, its output), as `flatten_tensors` orders them."""
+        if type(obj) is tuple and len(obj) == 2 and type(obj[1]) is dict:
+            if not obj[1]:
+                obj = obj[0]  # (args, {}): a call without keyword arguments, the common case
+            elif type(obj[0]) is tuple:  # (args, kwargs): each flat (`F.batch_norm(..., training=...)`)
+                flat, more = shallow_tensors(obj[0]), shallow_tensors(obj[1].values())
+                if flat is not None and more is not None:
+                    ids = {id(t) for t in flat}
+                    return [self.info(t) for t in (*flat, *(t for t in more if id(t) not in ids))]
         return [self.info(t) for t in flatten_tensors(obj)]
 
     def op_infos(self, args: Any, kwargs: dict[str, Any]) -> tuple[TensorInfo, ...]:

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from aelab.trace.hostrng import held_states, watched
+from aelab.trace.hostrng import all_rng_restored, held_states, watched
 from aelab.trace.inputs import InputSpec
 from aelab.trace.lifetimes import Op, StepLog, WeakKnown, _Lifetimes, _Scope
-from aelab.trace.materialize import all_rng_restored, known_buffers
+from aelab.trace.materialize import known_buffers
 from aelab.trace.modes import fake_kernel_log_off, saved_alias
 from aelab.trace.record import as_input_spec, model_device, prepare_inputs, random_causes
 from aelab.trace.shadow import Shadow

@@ -12,17 +12,18 @@ from aelab.trace.aten_args import ATOMS
 _ATOMS = ATOMS  # values that hold no tensor, by exact type (a set lookup is cheaper than an isinstance chain)
 
 
-def _flat(items: Any) -> list[torch.Tensor] | None:
-    """The tensors of a call's arguments when they are tensors, atoms and tuples/lists of those (the common
-    case, two levels at most), each once; None for anything else (the general walk below answers it)."""
+def shallow_tensors(items: Any) -> list[torch.Tensor] | None:
+    """The tensors of a call's arguments when they are tensors, atoms and tuples/lists/dicts of those (the
+    common case, two levels at most: `(args, kwargs)` too), each once; None for anything else (the general walk
+    below answers it, in the same order)."""
     out: list[torch.Tensor] = []
     ids: set[int] = set()
     for x in items:
         tx = type(x)
         if tx in _ATOMS:
             continue
-        if tx is tuple or tx is list:
-            for y in x:
+        if tx is tuple or tx is list or tx is dict:
+            for y in (x.values() if tx is dict else x):
                 if type(y) in _ATOMS:
                     continue
                 if not isinstance(y, torch.Tensor):
@@ -49,7 +50,7 @@ def flatten_tensors(obj: Any, _depth: int = 0, _seen: set[int] | None = None) ->
         if isinstance(obj, torch.Tensor):
             return [obj]
         if type(obj) is tuple or type(obj) is list:
-            flat = _flat(obj)
+            flat = shallow_tensors(obj)
             if flat is not None:
                 return flat
     seen = _seen if _seen is not None else set()
