@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from aelab.trace import fastmeta
+from aelab.trace import fastmeta, meta_layout
 from aelab.trace.fastmeta import KERNELS
 
 aten = torch.ops.aten
@@ -103,7 +103,7 @@ def test_strides_of_odd_views_equal_torch() -> None:
             for args in ((a, b), (b, a)):
                 fast = fastmeta._pointwise(*args)
                 if fast is NotImplemented:  # declined: a broadcast beside a size-1 dimension's odd stride
-                    assert a.shape != b.shape and not all(map(fastmeta._plain_unit_dims, args))
+                    assert a.shape != b.shape and not all(map(meta_layout.plain_unit_dims, args))
                     continue
                 _same(fast, aten.add.Tensor(*args))
 
@@ -316,7 +316,7 @@ def test_expanded_strides_are_expands() -> None:
         shape = [rng.choice([1, 2]) for _ in range(rng.randint(0, 2))] + [n if n > 1 else rng.choice([1, 3])
                                                                          for n in t.shape]
         if shape:
-            assert fastmeta._expanded_strides(t, torch.Size(shape)) == list(t.expand(shape).stride())
+            assert meta_layout.expanded_strides(t, torch.Size(shape)) == list(t.expand(shape).stride())
 
 
 def test_contiguous_operands_broadcast_to_the_strides_torch_gives() -> None:
@@ -353,6 +353,8 @@ def _cases() -> dict[Any, tuple[Any, ...]]:
         fastmeta._mm: (aten.mm.default, (m, _meta((6, 2)))),
         fastmeta._addmm: (aten.addmm.default, (_meta((2,)), m, _meta((6, 2)))),
         fastmeta._convolution: (aten.convolution.default, (x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)),
+        fastmeta._pointwise_inplace: (aten.add_.Tensor, (_meta((4, 6)), m)),
+        fastmeta._empty: (aten.empty.memory_format, ([4, 6], torch.device("meta"))),  # device: a keyword, below
     }
 
 
@@ -362,11 +364,15 @@ def test_every_kernel_declines_real_tensors_whose_values_a_program_reads() -> No
     cases = _cases()
     assert set(cases) == set(KERNELS.values())
     for kernel, (op, args) in cases.items():
-        assert kernel(*args) is not NotImplemented, op
+        kwargs: dict[str, Any] = {}
+        if op is aten.empty.memory_format:  # a factory: its device is the keyword argument
+            args, kwargs = args[:1], {"device": args[1]}
+        assert kernel(*args, **kwargs) is not NotImplemented, op
         real = [torch.utils._pytree.tree_map(lambda t: torch.zeros_like(t, device="cpu")
                                              if isinstance(t, torch.Tensor) else t, a) for a in args]
-        assert kernel(*real) is NotImplemented, op
-        _same(fastmeta.run(op, tuple(real), {}), op(*real))
+        real_kwargs = {k: torch.device("cpu") if isinstance(v, torch.device) else v for k, v in kwargs.items()}
+        assert kernel(*real, **real_kwargs) is NotImplemented, op
+        _same(fastmeta.run(op, tuple(real), real_kwargs), op(*real, **real_kwargs))
 
 
 def test_broadcast_equals_torch_broadcast_shapes() -> None:
@@ -378,4 +384,41 @@ def test_broadcast_equals_torch_broadcast_shapes() -> None:
             expected: Any = tuple(torch.broadcast_shapes(*shapes))
         except RuntimeError:
             expected = None
-        assert fastmeta._broadcast(shapes) == expected, shapes
+        assert meta_layout.broadcast(shapes) == expected, shapes
+
+
+INPLACE = [op for op in KERNELS if KERNELS[op] is fastmeta._pointwise_inplace]
+
+
+@pytest.mark.parametrize("op", INPLACE, ids=str)
+def test_inplace_pointwise_returns_its_argument_where_torch_accepts_it(op: Any) -> None:
+    # every pairing of a target and an operand (tensors of five dtypes and three shapes, scalars, an expanded
+    # target, alphas): torch's meta kernel is the truth; where it raises, the kernel declines
+    scalar_op = op._schema.arguments[1].type.kind() != "TensorType"
+    targets = [_meta(s, d) for s in [(4, 3), (3,), ()] for d in (torch.float32, torch.float16, torch.int64,
+                                                                 torch.bool, torch.float64)]
+    targets.append(_meta((1, 3)).expand(4, 3))
+    others: list[Any] = [1, 2.5, True, 1j] if scalar_op else [_meta(s, d) for s in [(4, 3), (3,), (), (5,)]
+                                                              for d in (torch.float32, torch.int64, torch.float64)]
+    alphas: list[dict[str, Any]] = [{}] + ([{"alpha": 2}, {"alpha": 0.5}, {"alpha": True}]
+                                           if "alpha" in str(op._schema) else [])
+    accepted = 0
+    for target, other, kw in itertools.product(targets, others, alphas):
+        fast = fastmeta._pointwise_inplace(target, other, **kw)
+        try:
+            slow = op(target, other, **kw)
+        except (RuntimeError, TypeError):
+            assert fast is NotImplemented, (target.dtype, target.shape, other, kw)
+            continue
+        if fast is not NotImplemented:
+            accepted += 1
+            assert fast is target and slow is target
+    assert accepted >= 5
+
+
+def test_empty_equals_torch() -> None:
+    for size, dtype in itertools.product([[0], [2, 3], [1, 4, 5], []], [None, torch.uint8, torch.bfloat16]):
+        fast = KERNELS[aten.empty.memory_format](size, dtype=dtype, device=torch.device("meta"))
+        _same(fast, aten.empty.memory_format(size, dtype=dtype, device=torch.device("meta")))
+    assert KERNELS[aten.empty.memory_format]([2], device=torch.device("cpu")) is NotImplemented
+    assert KERNELS[aten.empty.memory_format]([2], device="meta", memory_format=torch.channels_last) is NotImplemented

@@ -11,11 +11,12 @@ recorder runs torch's kernel. They are used only while recording on meta, never 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from aelab.trace.meta_layout import broadcast, elementwise_strides, row_major
 
 aten = torch.ops.aten
 
@@ -23,23 +24,6 @@ Kernel = Callable[..., Any]
 KERNELS: dict[Any, Kernel] = {}
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _broadcast(shapes: list[torch.Size]) -> tuple[int, ...] | None:
-    """The broadcast of `shapes` on plain ints (`torch.broadcast_shapes` is ~10 us of Python); None when they
-    do not broadcast (torch's kernel then raises with the message the doctor reads)."""
-    ndim = max(len(s) for s in shapes)
-    out = [1] * ndim
-    for shape in shapes:
-        lead = ndim - len(shape)
-        for i, size in enumerate(shape):
-            have = out[lead + i]
-            if size != have:
-                if have == 1:
-                    out[lead + i] = size
-                elif size != 1:
-                    return None
-    return tuple(out)
 
 
 def _empty_like(t: torch.Tensor) -> torch.Tensor:
@@ -51,141 +35,12 @@ def _computation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
-def _row_major(t: torch.Tensor) -> bool:
-    """Strides that do not increase from the outer to the inner dimensions (sizes 1 and broadcast strides 0
-    ignored): a contiguous tensor, a slice of one, an expanded one; torch lays their results out contiguously."""
-    last = None
-    for size, stride in zip(t.shape, t.stride(), strict=True):
-        if size == 1 or stride == 0:
-            continue
-        if last is not None and stride > last:
-            return False
-        last = stride
-    return True
-
-
-def _dense(t: torch.Tensor) -> bool:
-    """Non-overlapping and dense: the strides, sorted, are those of some permutation of a contiguous tensor."""
-    expected = 1
-    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True) if sz != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
-
-
-def _expanded_strides(t: torch.Tensor, shape: torch.Size) -> list[int]:
-    """`t`'s strides once broadcast to `shape`, as `expand` gives them (ATen's `inferExpandGeometry`): 0 on
-    stretched dimensions; a new size-1 dimension takes the next one's size times stride."""
-    lead = len(shape) - t.dim()
-    out = [0] * len(shape)
-    for i in reversed(range(len(shape))):
-        d = i - lead
-        if d >= 0:
-            size, stride = t.shape[d], t.stride()[d]
-        else:
-            size, stride = 1, (shape[i + 1] * out[i + 1] if i + 1 < len(shape) else 0)
-        out[i] = 0 if size != shape[i] else stride
-    return out
-
-
-def _elementwise_strides(tensors: list[torch.Tensor], shape: torch.Size) -> tuple[int, ...] | None:
-    """The output strides of `torch._prims_common.compute_elementwise_output_strides` for operands broadcast
-    to `shape`, computed on plain ints (torch's runs through symbolic-shape guards). One dense operand keeps
-    its strides; otherwise (one non-dense operand too: torch takes `empty_like`'s, which order the dimensions
-    the same way) the dimensions are sorted by the operands' strides as torch sorts them. None for a size-1
-    dimension with an unusual stride in a broadcast, where torch's answer depends on more than this."""
-    ndim = len(shape)
-    if ndim == 0:
-        return ()
-    if ndim == 1:
-        return (1,)
-    if ndim != 4 and all(t.is_contiguous() and tuple(t.stride()) == _contiguous_strides(t.shape) for t in tensors):
-        return _contiguous_strides(shape)  # the common case, what the general path below gives it, sooner
-    plain = all(_plain_unit_dims(t) for t in tensors)
-    if not plain and any(tuple(t.shape) != tuple(shape) for t in tensors):
-        return None
-    if len(tensors) == 1 and tuple(tensors[0].shape) == tuple(shape) and plain and _dense(tensors[0]):
-        return tuple(tensors[0].stride())
-    contiguous = all(t.is_contiguous() for t in tensors)
-    channels_last = ndim == 4 and all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
-                                      for t in tensors)
-    if contiguous and not channels_last:
-        perm = list(range(ndim))
-    elif channels_last and not contiguous:
-        perm = [0, *range(2, ndim), 1]
-    else:
-        strides = [_expanded_strides(t, shape) for t in tensors]
-
-        def ge(a: int, b: int) -> bool:
-            return True if b == 0 else False if a == 0 else (a >= b or a % b == 0)
-
-        def should_swap(a: int, b: int) -> int:
-            for st in strides:
-                sa, sb = st[a], st[b]
-                if sa == 0 or sb == 0:
-                    continue
-                if sa == sb:
-                    if ge(shape[b], shape[a]):
-                        continue
-                    return 1
-                if ge(sb, sa):
-                    return -1
-                if ge(sa, sb):
-                    return 1
-            return 0
-
-        order = list(reversed(range(ndim)))
-        for i in range(1, ndim):
-            dim1 = i
-            for dim0 in reversed(range(i)):
-                comparison = should_swap(order[dim0], order[dim1])
-                if comparison > 0:
-                    order[dim0], order[dim1] = order[dim1], order[dim0]
-                    dim1 = dim0
-                elif comparison < 0:
-                    break
-        perm = list(reversed(order))
-    out = [0] * ndim
-    multiplier = 1
-    for d in reversed(perm):
-        out[d] = multiplier
-        multiplier *= max(shape[d], 1)
-    return tuple(out)
-
-
-def _plain_unit_dims(t: torch.Tensor) -> bool:
-    """Size-1 dimensions only where their stride is the one a dense layout gives them: anywhere in a
-    contiguous tensor, or leading with the whole extent as stride (a batch of 1 of a transposed tensor)."""
-    if 1 not in t.shape or (t.is_contiguous() and all(
-            st == ex for st, ex in zip(t.stride(), _contiguous_strides(t.shape), strict=True))):
-        return True
-    extent = max((st * sz for sz, st in zip(t.shape, t.stride(), strict=True) if sz != 1), default=1)
-    leading = True
-    for size, stride in zip(t.shape, t.stride(), strict=True):
-        if size != 1:
-            leading = False
-        elif not leading or stride != extent:
-            return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out = []
-    multiplier = 1
-    for size in reversed(shape):
-        out.append(multiplier)
-        multiplier *= max(size, 1)
-    return tuple(reversed(out))
-
-
 _SCALARS = frozenset({int, float, bool, complex})  # isinstance(x, torch.Tensor) is slow when x is not one
 
 
 def _pointwise(*args: Any, **kwargs: Any) -> Any:
     """An elementwise op of tensors on one device (and Python scalars): the broadcast shape, the promoted
-    dtype and the strides torch's elementwise meta kernels give (`_elementwise_strides`)."""
+    dtype and the strides torch's elementwise meta kernels give (`elementwise_strides`)."""
     tensors = [a for a in args if type(a) not in _SCALARS and isinstance(a, torch.Tensor)]
     first = tensors[0]
     device = first.device
@@ -197,11 +52,11 @@ def _pointwise(*args: Any, **kwargs: Any) -> Any:
     if len(tensors) == 1 or all(t.shape == first.shape for t in tensors):
         shape = first.shape
     else:
-        broadcast = _broadcast([t.shape for t in tensors])
-        if broadcast is None:
+        common = broadcast([t.shape for t in tensors])
+        if common is None:
             return NotImplemented  # torch's kernel raises with the message the doctor reads
-        shape = torch.Size(broadcast)
-    strides = _elementwise_strides(tensors, shape)
+        shape = torch.Size(common)
+    strides = elementwise_strides(tensors, shape)
     if strides is None:
         return NotImplemented
     return torch.empty_strided(shape, strides, dtype=dtype, device=device)
@@ -211,13 +66,13 @@ def _where(condition: torch.Tensor, a: Any, b: Any) -> Any:
     """where.self: the broadcast of the three shapes, the promoted dtype of the two values."""
     tensors = [t for t in (condition, a, b) if isinstance(t, torch.Tensor)]
     if (condition.dtype != torch.bool or not condition.is_meta
-            or any(t.device != condition.device or not _row_major(t) for t in tensors)
+            or any(t.device != condition.device or not row_major(t) for t in tensors)
             or not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor))):
         return NotImplemented
     dtype = torch.result_type(a, b)
     if not dtype.is_floating_point:
         return NotImplemented
-    shape = _broadcast([t.shape for t in tensors])
+    shape = broadcast([t.shape for t in tensors])
     if shape is None:
         return NotImplemented
     return torch.empty(shape, dtype=dtype, device=condition.device)
@@ -245,7 +100,7 @@ def _cat(tensors: list[torch.Tensor], dim: int = 0) -> Any:
     if not tensors or not tensors[0].is_meta:
         return NotImplemented
     first = tensors[0]
-    if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() or not _row_major(t)
+    if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() or not row_major(t)
            or t.dim() == 0 for t in tensors):
         return NotImplemented
     d = dim % first.dim()
@@ -286,12 +141,46 @@ for _name in _POINTWISE_BACKWARD:
     KERNELS[_overload(_name)] = _pointwise_backward
 
 
+def _pointwise_inplace(self: torch.Tensor, other: Any, *, alpha: Any = 1) -> Any:
+    """An in-place binary op (`num_batches_tracked.add_(1)`, `x.mul_(scale)`): the tensor itself, where torch
+    would accept it: `other` broadcasts to its shape and the promoted dtype casts to its own (torch's meta
+    kernel checks the same in Python); an expanded `self`, or any other case, is torch's to judge."""
+    if not self.is_meta or type(alpha) is not int or any(st == 0 and sz > 1 for sz, st in
+                                                          zip(self.shape, self.stride(), strict=True)):
+        return NotImplemented
+    if type(other) in _SCALARS:
+        if type(other) is complex or (type(other) is float and not self.dtype.is_floating_point):
+            return NotImplemented
+    elif not isinstance(other, torch.Tensor) or other.device != self.device \
+            or broadcast([self.shape, other.shape]) != tuple(self.shape):
+        return NotImplemented
+    if self.dtype == torch.bool or not torch.can_cast(torch.result_type(self, other), self.dtype):
+        return NotImplemented
+    return self
+
+
+for _name in ("add_.Tensor", "add_.Scalar", "sub_.Tensor", "sub_.Scalar", "mul_.Tensor", "mul_.Scalar"):
+    KERNELS[_overload(_name)] = _pointwise_inplace
+
+
+def _empty(size: list[int], *, dtype: Any = None, layout: Any = None, device: Any = None, pin_memory: Any = None,
+           memory_format: Any = None) -> Any:
+    """empty.memory_format on meta (a composite's scratch tensor, `torch.empty` under the meta device): contiguous."""
+    if (device is None or torch.device(device).type != "meta" or layout not in (None, torch.strided) or pin_memory
+            or memory_format not in (None, torch.contiguous_format)):
+        return NotImplemented
+    return torch.empty(size, dtype=dtype, device=device)
+
+
+KERNELS[aten.empty.memory_format] = _empty
+
+
 def _stack(tensors: list[torch.Tensor], dim: int = 0) -> Any:
     """stack of same-shape row-major tensors of one dtype and device: contiguous, a new dimension at `dim`."""
     if not tensors or not tensors[0].is_meta:
         return NotImplemented
     first = tensors[0]
-    if any(t.shape != first.shape or t.dtype != first.dtype or t.device != first.device or not _row_major(t)
+    if any(t.shape != first.shape or t.dtype != first.dtype or t.device != first.device or not row_major(t)
            for t in tensors):
         return NotImplemented
     shape = list(first.shape)
