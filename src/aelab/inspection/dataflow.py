@@ -9,7 +9,7 @@ Pure functions over a `Trace`; nothing here runs a model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from aelab.trace.queries import module_parents, visible_calls
@@ -63,7 +63,7 @@ def base_name(type_: str) -> str:
 _STEERING = ("int", "uint", "bool")  # dtypes of indices, masks and counts (`Value.dtype`: "int64", "bool")
 
 
-@dataclass
+@dataclass(init=False)
 class Value:
     """One tensor as one unit produced it (or a trace input / a weight when `producer` is None)."""
 
@@ -72,11 +72,14 @@ class Value:
     shape: tuple[int, ...]
     dtype: str
     producer: int | None  # unit index
-    consumers: list[int] = field(default_factory=list)
-    numel: int = field(init=False)  # the analyses ask it of every value, many times: computed once
+    consumers: list[int]
+    numel: int  # the analyses ask it of every value, many times: computed once
 
-    def __post_init__(self) -> None:
-        self.numel = math.prod(self.shape)
+    def __init__(self, vid: int, tid: int, shape: tuple[int, ...], dtype: str, producer: int | None) -> None:
+        # one per tensor of every analysed trace: a plain __init__ is half a dataclass's with a factory field
+        self.vid, self.tid, self.shape, self.dtype, self.producer = vid, tid, shape, dtype, producer
+        self.consumers = []
+        self.numel = math.prod(shape)
 
 
 @dataclass
@@ -167,26 +170,29 @@ class DataFlow:
                 bases[type_] = base_name(type_)
             return bases[type_]
 
+        values = self.values
         for call in calls:
             base = base_of(call.type)
             index = len(self.units)
             inputs: list[int] = []
             for t in call.inputs:
-                if t.tid not in current:
-                    current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
-                if current[t.tid] not in inputs:
-                    inputs.append(current[t.tid])
+                vid = current.get(t.tid)
+                if vid is None:
+                    vid = current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, None)
+                if vid not in inputs:
+                    inputs.append(vid)
             if base in SHAPE_ONLY:
                 inputs = []
             outputs: list[int] = []
+            made: set[int] = set()
             for t in call.outputs:
-                if any(self.values[v].tid == t.tid for v in outputs):
+                if t.tid in made:
                     continue
-                vid = self._new_value(t.tid, t.shape, t.dtype, index)
+                made.add(t.tid)
+                vid = current[t.tid] = self._new_value(t.tid, t.shape, t.dtype, index)
                 outputs.append(vid)
-                current[t.tid] = vid
             for v in inputs:
-                self.values[v].consumers.append(index)
+                values[v].consumers.append(index)
             weighted = call.kind == "module" and bool(owners) and (call.module == "" or call.module in holders)
             children = tuple([base_of(trace.calls[k].type) for k in call.children]) if call.kind == "module" else ()
             self.units.append(Unit(index, call, base, inputs, outputs, weighted, children))
@@ -213,7 +219,8 @@ class DataFlow:
                 break
 
     def _new_value(self, tid: int, shape: tuple[int, ...], dtype: str, producer: int | None) -> int:
-        self.values.append(Value(len(self.values), tid, tuple(shape), dtype, producer))
+        self.values.append(Value(len(self.values), tid, shape if type(shape) is tuple else tuple(shape), dtype,
+                                 producer))
         return len(self.values) - 1
 
     def downstream(self, start: set[int]) -> set[int]:
