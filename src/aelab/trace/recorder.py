@@ -113,28 +113,28 @@ class _DispatchRecorder(DispatchMode):
         self.state = state
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
         f = facts(func)
         if f.skip:
-            return func(*args, **kwargs)
+            return func(*args, **(kwargs or {}))
         with torch._C.DisableTorchFunction():  # our own metadata reads must not re-enter the function mode
-            return self._record(func, f, self.state, args, kwargs)
+            return self._record(func, f, self.state, args, kwargs or {})
 
     def _record(self, func: Any, f: OpFacts, st: State, args: Any, kwargs: dict[str, Any]) -> Any:
         sh = st.shadow
         name = f.name
+        shadowed = st.execution != "real"
         out: Any = NOTHING
         if name in _INDEXING:
             args = sh.masks_to_indices(args)
-        if f.reads and st.execution != "real":  # an op that reads values: from the shadow, or the real run's
+        if f.reads and shadowed:  # an op that reads values: from the shadow, or the real run's
             out = self._read(func, name, st, args, kwargs)
         if out is NOTHING:
-            pre = sh.before(func, args, kwargs) if f.mutated and st.execution != "real" else None
+            pre = sh.before(func, args, kwargs) if f.mutated and shadowed else None
             try:
-                if st.execution != "meta":
+                if st.execution != "meta" or f.kernel is None:
                     out = func(*args, **kwargs)
                 else:  # the shape-only kernel where one accepts the arguments (`aelab.trace.fastmeta`), else torch's
-                    out = NotImplemented if f.kernel is None else f.kernel(*args, **kwargs)
+                    out = f.kernel(*args, **kwargs)
                     if out is NotImplemented:
                         out = func(*args, **kwargs)
             except BaseException as exc:
@@ -142,18 +142,19 @@ class _DispatchRecorder(DispatchMode):
             else:
                 sh.after(func, args, kwargs, out, pre)
         flops, category = 0, None
-        if f.rule is not None:
+        rule = f.rule
+        if rule is not None:
             try:
-                flops, category = int(f.rule.formula(args, kwargs, out)), f.rule.category
+                flops, category = int(rule.formula(args, kwargs, out)), rule.category
             except Exception:
                 flops = 0
-        st.ops.append(OpEvent(
-            index=len(st.ops), name=name, phase=st.phase,
-            call=(st.stack[-1] if st.stack else None) if st.phase == "forward" else st.bw_scope,
-            inputs=st.op_infos(args, kwargs),
-            outputs=st.op_infos(out if isinstance(out, (list, tuple)) else (out,), {}), category=category,
-            flops=flops, is_view=f.is_view,
-            attrs=_attrs(name, args) if name == "aten.convolution_backward" else {}))
+        phase = st.phase
+        inputs = st.op_infos(args, kwargs)  # (before the outputs: a trace numbers tensors in the order first seen)
+        outputs = (st.info(out),) if isinstance(out, torch.Tensor) else st.op_infos(
+            out if isinstance(out, (list, tuple)) else (out,), {})
+        st.ops.append(OpEvent(len(st.ops), name, phase, (st.stack[-1] if st.stack else None) if phase == "forward"
+                              else st.bw_scope, inputs, outputs, category, flops, f.is_view,
+                              _attrs(name, args) if name == "aten.convolution_backward" else None))
         return out
 
     def _read(self, func: Any, name: str, st: State, args: Any, kwargs: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ class TensorInfo:
         d["tid"], d["shape"], d["dtype"], d["nbytes"] = tid, shape, dtype, nbytes
 
 
-@dataclass
+@dataclass(init=False)
 class OpEvent:
     """One aten op that ran, forward or backward, with the calls enclosing it."""
 
@@ -35,11 +35,19 @@ class OpEvent:
     outputs: tuple[TensorInfo, ...]
     category: str | None  # None: no FLOP formula (not counted)
     flops: int
-    is_view: bool = False
-    attrs: dict[str, object] = field(default_factory=dict)  # non-tensor arguments some analyses need
+    is_view: bool
+    attrs: dict[str, object]  # non-tensor arguments some analyses need
+
+    def __init__(self, index: int, name: str, phase: str, call: int | None, inputs: tuple[TensorInfo, ...],
+                 outputs: tuple[TensorInfo, ...], category: str | None, flops: int, is_view: bool = False,
+                 attrs: dict[str, object] | None = None) -> None:
+        # one per op of every trace: plain assignments, not a dataclass __init__ with a factory field
+        self.index, self.name, self.phase, self.call, self.inputs = index, name, phase, call, inputs
+        self.outputs, self.category, self.flops, self.is_view = outputs, category, flops, is_view
+        self.attrs = {} if attrs is None else attrs
 
 
-@dataclass
+@dataclass(init=False)
 class CallEvent:
     """A module call, a torch function call, or a distribution sample (rsample/sample)."""
 
@@ -50,12 +58,22 @@ class CallEvent:
     parent: int | None
     depth: int
     module: str  # module path this call is or runs inside ("" is the root)
-    inputs: list[TensorInfo] = field(default_factory=list)
-    outputs: list[TensorInfo] = field(default_factory=list)
-    op_start: int = 0
-    op_end: int = 0
-    children: list[int] = field(default_factory=list)
-    failed: bool = False
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    op_start: int
+    op_end: int
+    children: list[int]
+    failed: bool
+
+    def __init__(self, cid: int, kind: str, name: str, type: str, parent: int | None, depth: int, module: str,
+                 inputs: list[TensorInfo] | None = None, outputs: list[TensorInfo] | None = None, op_start: int = 0,
+                 op_end: int = 0, children: list[int] | None = None, failed: bool = False) -> None:
+        # one per call of every trace: plain assignments, not a dataclass __init__ with three factory fields
+        self.cid, self.kind, self.name, self.type, self.parent, self.depth = cid, kind, name, type, parent, depth
+        self.module, self.op_start, self.op_end, self.failed = module, op_start, op_end, failed
+        self.inputs = [] if inputs is None else inputs
+        self.outputs = [] if outputs is None else outputs
+        self.children = [] if children is None else children
 
     @property
     def is_leaf(self) -> bool:

@@ -149,7 +149,8 @@ class Shadow:
             hit = self._known.get(id(x))
             if hit is not None and hit[0] is x:
                 return True
-            return is_real(x) or (bool(self._deferred) and self.get(x) is not None)
+            # a deferred value only on a deferred storage: looked up there first (the common miss, every op)
+            return is_real(x) or (bool(self._deferred) and _storage(x) in self._deferred and self.get(x) is not None)
         if isinstance(x, (list, tuple)):
             return all(self._known_one(y) for y in x)
         return True
