@@ -111,21 +111,26 @@ class State:
 
     # --- calls ------------------------------------------------------------------------------------
     def open_call(self, kind: str, name: str, type_: str, module: str) -> CallEvent:
-        parent = self.stack[-1] if self.stack else None
-        call = CallEvent(cid=len(self.calls), kind=kind, name=name, type=type_, parent=parent,
-                         depth=len(self.stack), module=module, op_start=len(self.ops))
-        self.calls.append(call)
+        stack, calls = self.stack, self.calls
+        parent = stack[-1] if stack else None
+        cid = len(calls)
+        call = CallEvent(cid, kind, name, type_, parent, len(stack), module, op_start=len(self.ops))
+        calls.append(call)
         if parent is not None:
-            self.calls[parent].children.append(call.cid)
-        self.stack.append(call.cid)
+            calls[parent].children.append(cid)
+        stack.append(cid)
         return call
 
     def close_call(self, call: CallEvent) -> None:
         call.op_end = len(self.ops)
-        while self.stack and self.stack[-1] != call.cid:
-            self.stack.pop()  # a child that raised never closed
-        if self.stack:
-            self.stack.pop()
+        stack = self.stack
+        if stack and stack[-1] == call.cid:  # the common case: it is the innermost call
+            stack.pop()
+            return
+        while stack and stack[-1] != call.cid:
+            stack.pop()  # a child that raised never closed
+        if stack:
+            stack.pop()
 
     def discard_last_call(self, call: CallEvent) -> None:
         """Forget a function call that produced no tensor (e.g. `x.size()`); its ops go to the parent."""
@@ -140,11 +145,14 @@ class State:
             self.function_names[key] -= 1
 
     def function_name(self, short: str, type_: str) -> tuple[str, str]:
+        """(name, module) of a function call about to open: "<module path>.<short>", then "_1", "_2", ... for
+        the same type called again inside the same parent."""
         parent = self.stack[-1] if self.stack else None
         module = self.calls[parent].module if parent is not None else ""
         key = (parent, type_)
-        n = self.function_names.get(key, 0)
-        self.function_names[key] = n + 1
+        names = self.function_names
+        n = names.get(key, 0)
+        names[key] = n + 1
         base = f"{module}.{short}" if module else short
         return (base if n == 0 else f"{base}_{n}"), module
 
