@@ -6,6 +6,7 @@ code and objects are never changed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+from aelab.trace.state import active
 
 #: the functions a patch can rewrite, by the names the trace gives them
 FUNCTIONS: dict[Any, str] = {torch.Tensor.view: "Tensor.view", torch.Tensor.reshape: "Tensor.reshape",
@@ -38,6 +41,7 @@ class CallPatches(TorchFunctionMode):
         super().__init__()
         self.patches = patches
         self.seen: dict[tuple[str, tuple[int, ...]], int] = {}
+        self.run: Any = None  # the recording whose calls `seen` counts (a record() may run the forward twice)
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -47,6 +51,10 @@ class CallPatches(TorchFunctionMode):
         first = args[0][0] if name.startswith("torch.c") else args[0]
         if not isinstance(first, torch.Tensor):
             return func(*args, **kwargs)
+        run = active()
+        if (self.run() if self.run is not None else None) is not run:  # a new run counts occurrences anew
+            self.run = weakref.ref(run) if run is not None else None
+            self.seen.clear()
         key = (name, tuple(first.shape))
         n = self.seen.get(key, 0)
         self.seen[key] = n + 1

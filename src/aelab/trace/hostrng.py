@@ -197,26 +197,42 @@ def watched(model: nn.Module, where: Callable[[], str]) -> Iterator[Watch]:
             watch.add(NUMPY, "", None, model.training)
 
 
-@contextlib.contextmanager
-def all_rng_restored() -> Iterator[None]:
-    """Run a block and put back every random state it may draw from: torch CPU/CUDA, `random`, NumPy.
-    NumPy's is set back only when it moved (its fingerprint changed, or it held a cached Gaussian a draw may
-    take without moving the twister): `set_state` costs ~35 us, a third of the whole."""
-    py_state = random.getstate()
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy ships with torch's wheels
-        np = None  # type: ignore[assignment]
-    np_state: Any = np.random.get_state() if np is not None else None  # ('MT19937', key, pos, has_gauss, gauss)
-    np_print = _numpy_fingerprint(np) if np is not None else None
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
+class GlobalStates:
+    """The global RNG states when `all_rng_restored` began: torch's (CPU, and CUDA once initialised), Python's
+    and NumPy's; `reset()` puts them back (a run that is redone starts from the same draws)."""
+
+    def __init__(self) -> None:
+        self.python = random.getstate()
         try:
-            yield
-        finally:
-            random.setstate(py_state)
-            if np is not None and np_state is not None and (np_state[3] or _numpy_fingerprint(np) != np_print):
-                np.random.set_state(np_state)
+            import numpy as np
+        except ImportError:  # pragma: no cover - numpy ships with torch's wheels
+            np = None  # type: ignore[assignment]
+        self.np = np
+        self.numpy: Any = np.random.get_state() if np is not None else None  # ('MT19937', key, pos, has_gauss, ..)
+        self.numpy_print = _numpy_fingerprint(np) if np is not None else None
+        self.torch = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def reset(self) -> None:
+        """Every state back. NumPy's only when it moved (its fingerprint changed, or it held a cached Gaussian a
+        draw may take without moving the twister): `set_state` costs ~35 us, a third of the whole."""
+        random.setstate(self.python)
+        np = self.np
+        if np is not None and (self.numpy[3] or _numpy_fingerprint(np) != self.numpy_print):
+            np.random.set_state(self.numpy)
+        torch.set_rng_state(self.torch)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+
+
+@contextlib.contextmanager
+def all_rng_restored() -> Iterator[GlobalStates]:
+    """Run a block and put back every random state it may draw from: torch CPU/CUDA, `random`, NumPy."""
+    states = GlobalStates()
+    try:
+        yield states
+    finally:
+        states.reset()
 
 
 # --- generators a module holds: one check per record(), not per run ----------------------------------------
@@ -259,6 +275,11 @@ class Held:
         self.model = model
         self.saved = [(path, name, rng, _state_of(rng)) for path, name, rng in held_rngs(model)]
 
+    def reset(self) -> None:
+        """Each held RNG back in its state when `held_states` began."""
+        for _, _, rng, state in self.saved:
+            _set_state(rng, state)
+
     def draws(self, eval_mode: bool) -> list[HostDraw]:
         """One draw per held RNG whose state moved, at the module holding it (a forward that uses a module's
         generator is that module's). `eval_mode`: the runs were in eval mode, whatever the flags say now."""
@@ -278,8 +299,7 @@ def held_states(model: nn.Module) -> Iterator[Held]:
     try:
         yield held
     finally:
-        for _, _, rng, state in held.saved:
-            _set_state(rng, state)
+        held.reset()
 
 
 def draw_words(draws: list[HostDraw]) -> str:

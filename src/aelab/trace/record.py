@@ -2,10 +2,12 @@
 
 The ladder, each rung tried only when the one before cannot answer (the notes say which ran and why):
 1. meta (a model built on meta) or fake (a model with weights: FakeTensorMode keeps its device, so the
-   kernels are the ones a real run on it picks) execution at the user's batch, with the
-   real values of everything that does not depend on the weights computed beside it (`trace.shadow`), so
-   masks, position ids and lengths are read exactly; a meta/fake kernel stricter than the CPU one is run on
-   CPU zeros of the same shapes for its output shapes (`Trace.probes`).
+   kernels are the ones a real run on it picks) execution at the user's batch, with the real values of
+   everything that does not depend on the weights computed beside it (`trace.shadow`), so masks, position
+   ids and lengths are read exactly; a meta/fake kernel stricter than the CPU one is run on CPU zeros of the
+   same shapes for its output shapes (`Trace.probes`). Shapes only first: most models read no value, and
+   following none saves ~7% of a small model's inspect; at the first op that needs one (a read, a kernel
+   that raised) every RNG is put back and the run is redone with values (the forward's Python runs twice).
 2. a value read depends on the weights: one real forward at the user's batch, weights made one module at a
    time and freed after it (`trace.materialize`), then rung 1 again replaying its answers (backward too).
 3. the replay diverges, or rung 1 failed in Python code: a recorded real forward (module by module on a
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +34,7 @@ from aelab.trace.hostrng import all_rng_restored, draw_words, held_states
 from aelab.trace.inputs import InputSpec, synthetic_input
 from aelab.trace.materialize import real_answers, streamed
 from aelab.trace.params import restore, snapshot
-from aelab.trace.recorder import NeedsRealForward, run
+from aelab.trace.recorder import NeedsRealForward, NeedsValues, run
 from aelab.trace.records import HostDraw, Read, Trace
 from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC
 
@@ -80,37 +82,46 @@ class PreparedInputs:
 
 
 def prepare_inputs(specs: Sequence[InputSpec | torch.Tensor], kwspecs: Mapping[str, InputSpec | torch.Tensor],
-                   device: torch.device, fake_mode: FakeTensorMode | None) -> PreparedInputs:
+                   device: torch.device, fake_mode: FakeTensorMode | None, *, values: bool = True) -> PreparedInputs:
     """The inputs of one run on `device`: stand-ins (fake under `fake_mode`, else meta), the real values
     the shadow answers reads with (the user's small tensors, synthetic values for a shape), and the real
-    inputs for a real forward. Every room that runs a model on stand-ins prepares its inputs here."""
+    inputs for a real forward. Every room that runs a model on stand-ins prepares its inputs here.
+    `values=False`: the stand-ins only (a shapes-only run: `recorder.run(values=False)`)."""
     out = PreparedInputs()
     real_device = torch.device("cpu") if device.type == "meta" else device
     for i, (key, spec) in enumerate([*((None, s) for s in specs), *kwspecs.items()]):
+        stand = _stand_in(spec, device, fake_mode)
+        if key is None:
+            out.args.append(stand)
+        else:
+            out.kwargs[key] = stand
+        if not values:
+            continue
         if isinstance(spec, torch.Tensor):
             value, taint = spec.detach(), 0
             real = spec.to(real_device)
             known = spec.numel() <= _MAX_KNOWN
-            shape, dtype = tuple(spec.shape), spec.dtype
         else:
             value, taint = synthetic_input(spec.shape, spec.dtype, key, i), SYNTHETIC
             real, known = value.to(real_device), True
-            shape, dtype = spec.shape, spec.dtype
-        if fake_mode is not None:
-            with fake_mode:
-                stand = fake_mode.from_tensor(spec) if isinstance(spec, torch.Tensor) else \
-                    torch.empty(shape, dtype=dtype, device=device)
-        else:
-            stand = torch.empty(shape, dtype=dtype, device="meta")
         if known:
             out.known.append((stand, value.cpu().clone(), taint))
         if key is None:
-            out.args.append(stand)
             out.real_args.append(real)
         else:
-            out.kwargs[key] = stand
             out.real_kwargs[key] = real
     return out
+
+
+def _stand_in(spec: InputSpec | torch.Tensor, device: torch.device, fake_mode: FakeTensorMode | None) -> torch.Tensor:
+    """What the model gets for one input: a fake tensor under `fake_mode` (the user's tensor converted), else a
+    meta one of its shape and dtype."""
+    shape, dtype = (tuple(spec.shape), spec.dtype)
+    if fake_mode is None:
+        return torch.empty(shape, dtype=dtype, device="meta")
+    with fake_mode:
+        return fake_mode.from_tensor(spec) if isinstance(spec, torch.Tensor) else \
+            torch.empty(shape, dtype=dtype, device=device)
 
 
 @contextlib.contextmanager
@@ -125,16 +136,25 @@ def _flags_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
 
 
 def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_mode: bool,
-           oracle: Any = None) -> Trace:
+           oracle: Any = None, redo: Callable[[], None] | None = None) -> Trace:
+    """Rung 1: shapes only first (no value followed, cheaper), unless a real run's answers are replayed; at the
+    first op that needs a value (`NeedsValues`), `redo()` puts every RNG back and the run is redone with the
+    values that do not depend on the weights followed (`trace.shadow`)."""
     device = model_device(model)
-    if device.type == "meta":
-        inp = prepare_inputs(specs, kwspecs, device, None)
-        return run(model, inp.args, inp.kwargs, execution="meta", backward=backward, known=inp.known,
-                   oracle=oracle, eval_mode=eval_mode)
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    inp = prepare_inputs(specs, kwspecs, device, fake_mode)
-    return run(model, inp.args, inp.kwargs, execution="fake", backward=backward, fake_mode=fake_mode,
-               known=inp.known, oracle=oracle, eval_mode=eval_mode)
+    for values in ((False, True) if oracle is None and redo is not None else (True,)):
+        try:
+            if device.type == "meta":
+                inp = prepare_inputs(specs, kwspecs, device, None, values=values)
+                return run(model, inp.args, inp.kwargs, execution="meta", backward=backward, known=inp.known,
+                           oracle=oracle, eval_mode=eval_mode, values=values)
+            fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+            inp = prepare_inputs(specs, kwspecs, device, fake_mode, values=values)
+            return run(model, inp.args, inp.kwargs, execution="fake", backward=backward, fake_mode=fake_mode,
+                       known=inp.known, oracle=oracle, eval_mode=eval_mode, values=values)
+        except NeedsValues:
+            assert redo is not None and not values
+            redo()
+    raise AssertionError("unreachable: the run with values raises no NeedsValues")
 
 
 def _recorded_real(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_mode: bool) -> Trace:
@@ -160,9 +180,13 @@ def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping
     specs = [as_input_spec(x) for x in inputs]
     kwspecs = {k: as_input_spec(v) for k, v in (kwinputs or {}).items()}
     notes: list[str] = []
-    with all_rng_restored(), held_states(model) as held:
+    with all_rng_restored() as rngs, held_states(model) as held:
+        def redo() -> None:
+            rngs.reset()
+            held.reset()
+
         try:
-            trace = _rung1(model, specs, kwspecs, backward=backward, eval_mode=eval_mode)
+            trace = _rung1(model, specs, kwspecs, backward=backward, eval_mode=eval_mode, redo=redo)
             if trace.error is not None and trace.error.op is None:
                 trace = _blame(model, specs, kwspecs, trace, notes, backward=backward, eval_mode=eval_mode)
         except NeedsRealForward as exc:

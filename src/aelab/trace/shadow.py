@@ -76,6 +76,7 @@ class Shadow:
         self._real_taint: dict[int, tuple[torch.Tensor, int]] = {}  # real tensors made by RNG ops, and after
         self._deferred: dict[int, Deferred] = {}  # storage -> values looked up on its first read (`defer`)
         self.writes = RealWrites()  # real tensors written in place: saved, and put back by the run's owner
+        self.lite = False  # shapes only: nothing is known, only real writes are followed (`recorder.run`)
 
     # --- the table ---------------------------------------------------------------------------------
     def set(self, t: torch.Tensor, value: torch.Tensor, taint: int = 0) -> None:

@@ -45,6 +45,7 @@ class State:
         self.suppress_functions = 0
         self.error: TraceError | None = None
         self.data_dependent: str | None = None
+        self.needs_values: str | None = None  # a shapes-only run met an op that needs values (`NeedsValues`)
         self.function_names: dict[tuple[int | None, str], int] = {}
         self.module_calls: dict[str, int] = {}
         self.execution = "fake"
