@@ -57,7 +57,9 @@ def walk(model: nn.Module) -> ModelParts:
     params: list[tuple[str, nn.Parameter]] = []
     buffers: list[tuple[str, torch.Tensor]] = []
 
-    def visit(module: nn.Module, path: str) -> None:
+    todo: list[tuple[nn.Module, str]] = [(model, "")]  # depth first, children in order (no recursive closure:
+    while todo:                                         # one is a reference cycle, and kept the lists to the GC)
+        module, path = todo.pop()
         modules.append((path, module))
         prefix = f"{path}." if path else ""
         for key, p in module._parameters.items():
@@ -66,9 +68,5 @@ def walk(model: nn.Module) -> ModelParts:
         for key, b in module._buffers.items():
             if b is not None:
                 buffers.append((prefix + key, b))
-        for key, child in module._modules.items():
-            if child is not None:
-                visit(child, prefix + key)
-
-    visit(model, "")
+        todo.extend(reversed([(child, prefix + key) for key, child in module._modules.items() if child is not None]))
     return ModelParts(modules, params, buffers)
