@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from aelab.trace.records import HostDraw
+from aelab.trace.walk import ModelParts
 
 NUMPY, PYTHON = "numpy", "python"
 _RNG_NAMES = {NUMPY: "NumPy's RNG", PYTHON: "Python's random"}
@@ -236,17 +237,21 @@ def all_rng_restored() -> Iterator[GlobalStates]:
 
 
 # --- generators a module holds: one check per record(), not per run ----------------------------------------
-def held_rngs(model: nn.Module) -> list[tuple[str, str, Any]]:
+def held_rngs(model: nn.Module, parts: ModelParts | None = None) -> list[tuple[str, str, Any]]:
     """(module path, attribute, RNG) of every NumPy Generator/RandomState or `random.Random` a module holds.
-    One C-level pass over the types of every module's attributes (~50 ns each); paths only when one is held."""
+    One C-level pass over the types of every module's attributes (~50 ns each); paths only when one is held.
+    `parts`: the model's, if walked."""
     np = _numpy()
     kinds = {random.Random} | ({np.random.Generator, np.random.RandomState} if np is not None else set())
-    modules, seen = [model], {id(model)}
-    for module in modules:
-        for child in module._modules.values():
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
-                modules.append(child)
+    if parts is not None:
+        modules = [m for _, m in parts.unique_modules]
+    else:
+        modules, seen = [model], {id(model)}
+        for module in modules:
+            for child in module._modules.values():
+                if child is not None and id(child) not in seen:
+                    seen.add(id(child))
+                    modules.append(child)
     if kinds.isdisjoint(map(type, itertools.chain.from_iterable(map(dict.values, map(vars, modules))))):
         return []
     return [(path, name, v) for path, module in model.named_modules() for name, v in vars(module).items()
@@ -271,9 +276,9 @@ def _set_state(rng: Any, state: Any) -> None:
 class Held:
     """The RNGs a model's modules hold and their states when `held_states` began."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, parts: ModelParts | None = None) -> None:
         self.model = model
-        self.saved = [(path, name, rng, _state_of(rng)) for path, name, rng in held_rngs(model)]
+        self.saved = [(path, name, rng, _state_of(rng)) for path, name, rng in held_rngs(model, parts)]
 
     def reset(self) -> None:
         """Each held RNG back in its state when `held_states` began."""
@@ -293,9 +298,10 @@ class Held:
 
 
 @contextlib.contextmanager
-def held_states(model: nn.Module) -> Iterator[Held]:
-    """Run a block and put back the state of every RNG the model's modules hold."""
-    held = Held(model)
+def held_states(model: nn.Module, parts: ModelParts | None = None) -> Iterator[Held]:
+    """Run a block and put back the state of every RNG the model's modules hold (`parts`: the model's, if
+    walked)."""
+    held = Held(model, parts)
     try:
         yield held
     finally:

@@ -37,6 +37,7 @@ from aelab.trace.params import restore, snapshot
 from aelab.trace.recorder import NeedsRealForward, NeedsValues, run
 from aelab.trace.records import HostDraw, Read, Trace
 from aelab.trace.shadow import RANDOM, REPLAYED, SYNTHETIC
+from aelab.trace.walk import ModelParts, walk
 
 InputLike = InputSpec | torch.Tensor | Sequence[int]
 _MAX_KNOWN = 1 << 24  # a user's tensor larger than this (elements) is not copied for its values
@@ -136,7 +137,7 @@ def _flags_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
 
 
 def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_mode: bool,
-           oracle: Any = None, redo: Callable[[], None] | None = None) -> Trace:
+           oracle: Any = None, redo: Callable[[], None] | None = None, parts: ModelParts | None = None) -> Trace:
     """Rung 1: shapes only first (no value followed, cheaper), unless a real run's answers are replayed; at the
     first op that needs a value (`NeedsValues`), `redo()` puts every RNG back and the run is redone with the
     values that do not depend on the weights followed (`trace.shadow`)."""
@@ -146,11 +147,11 @@ def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_m
             if device.type == "meta":
                 inp = prepare_inputs(specs, kwspecs, device, None, values=values)
                 return run(model, inp.args, inp.kwargs, execution="meta", backward=backward, known=inp.known,
-                           oracle=oracle, eval_mode=eval_mode, values=values)
+                           oracle=oracle, eval_mode=eval_mode, values=values, parts=parts)
             fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
             inp = prepare_inputs(specs, kwspecs, device, fake_mode, values=values)
             return run(model, inp.args, inp.kwargs, execution="fake", backward=backward, fake_mode=fake_mode,
-                       known=inp.known, oracle=oracle, eval_mode=eval_mode, values=values)
+                       known=inp.known, oracle=oracle, eval_mode=eval_mode, values=values, parts=parts)
         except NeedsValues:
             assert redo is not None and not values
             redo()
@@ -180,13 +181,14 @@ def record(model: nn.Module, inputs: Sequence[InputLike] = (), kwinputs: Mapping
     specs = [as_input_spec(x) for x in inputs]
     kwspecs = {k: as_input_spec(v) for k, v in (kwinputs or {}).items()}
     notes: list[str] = []
-    with all_rng_restored() as rngs, held_states(model) as held:
+    parts = walk(model)
+    with all_rng_restored() as rngs, held_states(model, parts) as held:
         def redo() -> None:
             rngs.reset()
             held.reset()
 
         try:
-            trace = _rung1(model, specs, kwspecs, backward=backward, eval_mode=eval_mode, redo=redo)
+            trace = _rung1(model, specs, kwspecs, backward=backward, eval_mode=eval_mode, redo=redo, parts=parts)
             if trace.error is not None and trace.error.op is None:
                 trace = _blame(model, specs, kwspecs, trace, notes, backward=backward, eval_mode=eval_mode)
         except NeedsRealForward as exc:

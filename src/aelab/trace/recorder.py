@@ -40,7 +40,7 @@ from aelab.trace.shadow import NOTHING, REPLAYED, is_real, target_device
 from aelab.trace.standins import followed, stand_ins
 from aelab.trace.state import State, active, set_active
 from aelab.trace.tensors import flatten_tensors
-from aelab.trace.walk import walk
+from aelab.trace.walk import ModelParts, walk
 
 
 class _FunctionRecorder(TorchFunctionMode):
@@ -273,7 +273,8 @@ class NeedsRealForward(Exception):
 
 def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution: str,
         backward: bool = True, fake_mode: Any = None, known: Sequence[tuple[torch.Tensor, torch.Tensor, int]] = (),
-        oracle: Any = None, inner: Any = None, eval_mode: bool = False, values: bool = True) -> Trace:
+        oracle: Any = None, inner: Any = None, eval_mode: bool = False, values: bool = True,
+        parts: ModelParts | None = None) -> Trace:
     """Record one forward (and, if anything is trainable, one backward) of `model` on prepared inputs.
 
     `args`/`kwargs` are already meta, fake or real tensors matching `execution`; `known` gives the real
@@ -284,7 +285,7 @@ def run(model: nn.Module, args: list[Any], kwargs: dict[str, Any], *, execution:
     values (no `known`, no buffer values, no shadow beside non-writing ops: ~7% of a small model's run) and
     raises `NeedsValues` at the first op that needs one; real tensors written in place are still put back.
     """
-    parts = walk(model)
+    parts = parts or walk(model)  # (`parts`: the model's, if walked)
     names = {id(m): n for n, m in parts.modules}
     params, buffers, shared = count_parameters(model, parts)
     # The user's weights, buffers and plain tensor attributes never enter the run: stand-ins do (functional_call,

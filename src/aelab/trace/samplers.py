@@ -38,6 +38,26 @@ def _wrap_sampler(method: Any, method_name: str) -> Any:
     return wrapper
 
 
+_SAMPLERS: list[Any] = [(), []]  # [(the classes, their sizes)], [(class, sampler name)]: the last walk's
+
+
+def _sizes(classes: tuple[type, ...]) -> tuple[int, ...]:
+    """Per class, its subclasses and its own attributes, counted: a new subclass or method changes one."""
+    return (*map(len, map(type.__subclasses__, classes)), *(len(vars(c)) for c in classes))
+
+
+def _samplers() -> list[tuple[type, str]]:
+    """(class, "rsample"/"sample") for every sampler a Distribution class defines itself. The walk is kept while
+    no class of it gained a subclass or an attribute (a count per class, half a walk; it keeps the classes
+    alive, so none can go)."""
+    classes, sizes = _SAMPLERS[0] if _SAMPLERS[0] else ((), ())
+    if not classes or _sizes(classes) != sizes:
+        classes = tuple(distribution_classes())
+        _SAMPLERS[0] = (classes, _sizes(classes))
+        _SAMPLERS[1] = [(cls, meth) for cls in classes for meth in ("rsample", "sample") if meth in cls.__dict__]
+    return list(_SAMPLERS[1])
+
+
 @contextlib.contextmanager
 def patched_distributions() -> Iterator[None]:
     patched: list[tuple[type, str, Any]] = []
@@ -45,12 +65,11 @@ def patched_distributions() -> Iterator[None]:
     # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
-        for cls in distribution_classes():
-            for meth in ("rsample", "sample"):
-                if meth in cls.__dict__:
-                    original = cls.__dict__[meth]
-                    patched.append((cls, meth, original))
-                    setattr(cls, meth, _wrap_sampler(original, meth))
+        for cls, meth in _samplers():
+            original = cls.__dict__.get(meth)
+            if original is not None:  # (a sampler deleted since the walk: nothing to patch)
+                patched.append((cls, meth, original))
+                setattr(cls, meth, _wrap_sampler(original, meth))
         yield
     finally:
         for cls, meth, original in reversed(patched):
