@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from aelab.trace.meta_layout import broadcast, elementwise_strides, row_major
+from aelab.trace.meta_layout import broadcast, contiguous_strides, elementwise_strides, row_major
 
 aten = torch.ops.aten
 
@@ -41,6 +41,11 @@ _SCALARS = frozenset({int, float, bool, complex})  # isinstance(x, torch.Tensor)
 def _pointwise(*args: Any, **kwargs: Any) -> Any:
     """An elementwise op of tensors on one device (and Python scalars): the broadcast shape, the promoted
     dtype and the strides torch's elementwise meta kernels give (`elementwise_strides`)."""
+    if len(args) == 1 and not kwargs:  # unary (tanh, exp, ...) of a row-major tensor: the same layout, sooner
+        t = args[0]
+        if (isinstance(t, torch.Tensor) and t.is_meta and t.dtype.is_floating_point
+                and t.stride() == contiguous_strides(tuple(t.shape))):
+            return torch.empty(t.shape, dtype=t.dtype, device=t.device)
     tensors = [a for a in args if type(a) not in _SCALARS and isinstance(a, torch.Tensor)]
     first = tensors[0]
     device = first.device
@@ -166,7 +171,7 @@ for _name in ("add_.Tensor", "add_.Scalar", "sub_.Tensor", "sub_.Scalar", "mul_.
 def _empty(size: list[int], *, dtype: Any = None, layout: Any = None, device: Any = None, pin_memory: Any = None,
            memory_format: Any = None) -> Any:
     """empty.memory_format on meta (a composite's scratch tensor, `torch.empty` under the meta device): contiguous."""
-    if (device is None or torch.device(device).type != "meta" or layout not in (None, torch.strided) or pin_memory
+    if (getattr(device, "type", device) != "meta" or layout not in (None, torch.strided) or pin_memory
             or memory_format not in (None, torch.contiguous_format)):
         return NotImplemented
     return torch.empty(size, dtype=dtype, device=device)
