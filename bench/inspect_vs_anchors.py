@@ -296,26 +296,35 @@ def ratios(results: dict[str, dict[str, Runs]]) -> str:
 
 NOTES_PROFILE = """\
 Where the time goes (thread CPU, best of 30 batches of 5, in one process, stage by stage beside torchinfo; in \
-units of torchinfo's summary of the same model, 1.00 ≈ 5.1 ms on a quiet minute, 2026-12-02). Seed VAE, forward \
-only, built on meta: the forward under aelab's shape-only kernels alone (one dispatch mode) 0.27; a pass-through \
-`TorchFunctionMode` +0.06; a run's set-up (one walk, the parameter count, stand-ins, buffer deferral, samplers \
-patched, RNG fingerprints, the flag snapshot) +0.14; the module hooks that record 30 calls +0.12; the function \
-and dispatch recorders' own work (38 function calls, 48 aten ops: their tensor records, the shadow's check, the \
-FLOP formulas) +0.43; `record()`'s input synthesis and RNG save/restore +0.08; the analyses (summary 0.04, \
-bottleneck and data flow 0.12) +0.16: inspect ≈ 1.2–1.25× torchinfo; the per-round table above is the bench's own. \
-For scale: FlopCounterMode alone, one dispatch mode counting FLOPs on a real run, is 1.18–1.22× torchinfo in the bench.
+units of torchinfo's summary of the same model, 1.00 ≈ 4.0 ms that minute, 2026-12-02 at ef83a78). Seed VAE, \
+forward only, built on meta: the forward under aelab's shape-only kernels alone (one dispatch mode) 0.16; with a \
+pass-through `TorchFunctionMode` and no-op global module hooks 0.21; the recorded shapes-only run (set-up, the \
+30 module calls, 38 function calls and 48 aten ops with their tensor records and FLOP formulas) 0.65; \
+`record()` (its walk, RNG save/restore, the held-RNG scan, the input stand-ins) 0.72; the analyses (summary \
+0.04, bottleneck and data flow 0.14): inspect ≈ 0.98× torchinfo in that process. Sampled (py-spy, 1.5 kHz, \
+38,000 samples of inspect): the recorded forward 63%, the bottleneck analysis 13%, the summary 4%, the first \
+cyclic-GC pass after the paused block 4–5% (a gen-0 pass over the ~2,000 records the report keeps), the run's \
+context managers 4%, RNG save/restore 3%; torch's own module machinery, `nn.functional` bodies and op dispatch \
+are ~19% of the whole, aelab's Python ~70%.
 
 Fixed on 2026-12-01, each measured in lock-step A/B processes: one record per aten overload for name, value \
 reads, randomness, writes, FLOP rule and shape kernel (five to seven hashed lookups before); the type asked \
 before `isinstance(x, torch.Tensor)` (~270 ns on a non-tensor); torch's addmm/baddbmm formulas called raw (35 → \
 2 µs per Linear); unary pointwise strides; the analyses' data path computed once (0.80×). The inspect/torchinfo \
-ratio went from 1.6–1.7× to 1.2–1.25×. On 2026-12-02: per-op device checks ask `is_meta` (a `torch.device` per \
-call was 5× the cost), a run that writes no outside tensor restores nothing.
+ratio went from 1.6–1.7× to 1.2–1.25×. On 2026-12-02, first: per-op device checks ask `is_meta`, a run that \
+writes no outside tensor restores nothing (1.11×). Then, in one session, 0.80× of that inspect in A/B pairs of \
+processes (run 0.86×): rung 1 runs shapes only first and is redone with values at the first op that needs one \
+(most models read none: 0.93×); meta kernels without `torch.broadcast_shapes` (~10 µs of Python) or \
+`new_empty` (a Python reference on meta), and for in-place binary ops (BatchNorm's counter: torch's meta is \
+Python) and `empty`; op and call records built by plain assignments; kwargs flattened on the fast path; \
+NumPy's state set back only when it moved (86 → 42 µs a run); the samplers to patch kept between runs \
+while no Distribution class changed (41 → 21 µs); one model walk per `record()`; `walk` without a recursive \
+closure (a reference cycle that kept its lists for the GC).
 
-What remains is spread thin: no function holds more than ~6% of an inspect, and the recorders' work is ~18 µs \
-an event. ≤ 1.0× would need the recorders at ~10 µs an event or fewer than two Python mode dispatches per op \
-(a redesign), or dropping analyses torchinfo does not do. From a shell the table's `rich` import (~0.3 s) \
-remains."""
+What remains is spread thin: no aelab function holds more than ~8% of an inspect (the largest is the torch \
+function call inside the function recorder, mostly torch's own C++), and the recorders' work is ~15 µs an \
+event. The per-round table above is the bench's own, with this VM's noise; from a shell the table's `rich` \
+import (~0.3 s) remains."""
 
 
 def main() -> None:
