@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aelab.trace.samplers import distribution_classes
+from aelab.trace.samplers import patched_samplers
 
 
 @dataclass
@@ -57,27 +57,15 @@ def capture(model: nn.Module | None = None, modules: tuple[str, ...] = (), sampl
     """Within the block, record every distribution sample (`samples=True`) and the outputs of the
     submodules of `model` named in `modules`. Everything is removed again on exit."""
     seen = Captured()
-    patched: list[tuple[type, str, Any]] = []
-    handles = []
     depth = [0]
-    try:
+    with contextlib.ExitStack() as undo:
         if samples:
-            for cls in distribution_classes():
-                for meth in ("rsample", "sample"):
-                    if meth in cls.__dict__:
-                        original = cls.__dict__[meth]
-                        patched.append((cls, meth, original))
-                        setattr(cls, meth, _wrap(original, meth, seen, depth))
+            undo.enter_context(patched_samplers(lambda original, meth: _wrap(original, meth, seen, depth)))
         for path in modules:
             assert model is not None
 
             def keep(module: nn.Module, args: Any, output: Any, path: str = path) -> None:
                 seen.outputs[path] = output
 
-            handles.append(model.get_submodule(path).register_forward_hook(keep))
+            undo.callback(model.get_submodule(path).register_forward_hook(keep).remove)
         yield seen
-    finally:
-        for handle in handles:
-            handle.remove()
-        for cls, meth, original in reversed(patched):
-            setattr(cls, meth, original)

@@ -142,20 +142,20 @@ def _rung1(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_m
     first op that needs a value (`NeedsValues`), `redo()` puts every RNG back and the run is redone with the
     values that do not depend on the weights followed (`trace.shadow`)."""
     device = model_device(model)
-    for values in ((False, True) if oracle is None and redo is not None else (True,)):
+
+    def attempt(values: bool) -> Trace:
+        fake_mode = None if device.type == "meta" else FakeTensorMode(allow_non_fake_inputs=True)
+        inp = prepare_inputs(specs, kwspecs, device, fake_mode, values=values)
+        return run(model, inp.args, inp.kwargs, execution="meta" if fake_mode is None else "fake",
+                   backward=backward, fake_mode=fake_mode, known=inp.known, oracle=oracle, eval_mode=eval_mode,
+                   values=values, parts=parts)
+
+    if oracle is None and redo is not None:
         try:
-            if device.type == "meta":
-                inp = prepare_inputs(specs, kwspecs, device, None, values=values)
-                return run(model, inp.args, inp.kwargs, execution="meta", backward=backward, known=inp.known,
-                           oracle=oracle, eval_mode=eval_mode, values=values, parts=parts)
-            fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-            inp = prepare_inputs(specs, kwspecs, device, fake_mode, values=values)
-            return run(model, inp.args, inp.kwargs, execution="fake", backward=backward, fake_mode=fake_mode,
-                       known=inp.known, oracle=oracle, eval_mode=eval_mode, values=values, parts=parts)
+            return attempt(values=False)
         except NeedsValues:
-            assert redo is not None and not values
             redo()
-    raise AssertionError("unreachable: the run with values raises no NeedsValues")
+    return attempt(values=True)
 
 
 def _recorded_real(model: nn.Module, specs: Any, kwspecs: Any, *, backward: bool, eval_mode: bool) -> Trace:

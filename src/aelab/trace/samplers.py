@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -38,7 +38,7 @@ def _wrap_sampler(method: Any, method_name: str) -> Any:
     return wrapper
 
 
-_SAMPLERS: list[Any] = [(), []]  # [(the classes, their sizes)], [(class, sampler name)]: the last walk's
+_WALK: tuple[tuple[type, ...], tuple[int, ...], tuple[tuple[type, str], ...]] | None = None  # the last walk's
 
 
 def _sizes(classes: tuple[type, ...]) -> tuple[int, ...]:
@@ -46,32 +46,42 @@ def _sizes(classes: tuple[type, ...]) -> tuple[int, ...]:
     return (*map(len, map(type.__subclasses__, classes)), *(len(vars(c)) for c in classes))
 
 
-def _samplers() -> list[tuple[type, str]]:
+def _samplers() -> tuple[tuple[type, str], ...]:
     """(class, "rsample"/"sample") for every sampler a Distribution class defines itself. The walk is kept while
     no class of it gained a subclass or an attribute (a count per class, half a walk; it keeps the classes
     alive, so none can go)."""
-    classes, sizes = _SAMPLERS[0] if _SAMPLERS[0] else ((), ())
-    if not classes or _sizes(classes) != sizes:
+    global _WALK
+    if _WALK is None or _sizes(_WALK[0]) != _WALK[1]:
         classes = tuple(distribution_classes())
-        _SAMPLERS[0] = (classes, _sizes(classes))
-        _SAMPLERS[1] = [(cls, meth) for cls in classes for meth in ("rsample", "sample") if meth in cls.__dict__]
-    return list(_SAMPLERS[1])
+        _WALK = (classes, _sizes(classes),
+                 tuple((cls, meth) for cls in classes for meth in ("rsample", "sample") if meth in cls.__dict__))
+    return _WALK[2]
 
 
 @contextlib.contextmanager
-def patched_distributions() -> Iterator[None]:
+def patched_samplers(wrap: Callable[[Any, str], Any]) -> Iterator[None]:
+    """Within the block, every Distribution sampler is `wrap(original, "rsample"/"sample")`; put back on exit.
+    The recorder's samples and `trace.capture`'s both patch here."""
     patched: list[tuple[type, str, Any]] = []
-    validate = torch.distributions.Distribution._validate_args
-    # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
-    torch.distributions.Distribution.set_default_validate_args(False)
     try:
         for cls, meth in _samplers():
             original = cls.__dict__.get(meth)
             if original is not None:  # (a sampler deleted since the walk: nothing to patch)
                 patched.append((cls, meth, original))
-                setattr(cls, meth, _wrap_sampler(original, meth))
+                setattr(cls, meth, wrap(original, meth))
         yield
     finally:
         for cls, meth, original in reversed(patched):
             setattr(cls, meth, original)
+
+
+@contextlib.contextmanager
+def patched_distributions() -> Iterator[None]:
+    validate = torch.distributions.Distribution._validate_args
+    # argument validation reads tensor values (`.all()` then `bool`), which fake tensors do not have
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        with patched_samplers(_wrap_sampler):
+            yield
+    finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
